@@ -1,0 +1,116 @@
+"""Load evaluation/<stage>.json and its .npz (test-set evaluation of a stage's best checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.rundir import resolve
+
+
+@dataclass
+class Evaluation:
+    """One test-set evaluation; arrays are None when the .npz is missing or lacks them."""
+
+    stage: str
+    path: Path
+    task: str
+    class_names: list[str]
+    metrics: dict[str, float]
+    per_class: list[dict[str, Any]]
+    confusion: np.ndarray | None
+    most_confused: list[dict[str, Any]]
+    model_summary: str | None
+    params: int | None
+    grad_norms: list[dict[str, Any]]
+    trial_id: str | None
+    checkpoint: str | None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def samples(self) -> np.ndarray | None:
+        return self.arrays.get("sample_images")
+
+
+def load_evaluation(root: Path, stage: str, rel_path: str, trainable: str) -> Evaluation:
+    """Read one evaluation; problems become notes so one bad file never sinks the whole report."""
+    path = resolve(root, rel_path, "evaluation")
+    ev = Evaluation(
+        stage=stage,
+        path=path,
+        task=trainable,
+        class_names=[],
+        metrics={},
+        per_class=[],
+        confusion=None,
+        most_confused=[],
+        model_summary=None,
+        params=None,
+        grad_norms=[],
+        trial_id=None,
+        checkpoint=None,
+    )
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        ev.notes.append(f"{rel_path} not found (evaluation not run yet?)")
+        return ev
+    except (OSError, json.JSONDecodeError) as exc:
+        ev.notes.append(f"{rel_path} unreadable: {exc}")
+        return ev
+    ev.task = raw.get("task") or trainable
+    ev.class_names = [str(c) for c in raw.get("class_names") or []]
+    ev.metrics = {k: v for k, v in (raw.get("metrics") or {}).items() if isinstance(v, int | float)}
+    ev.per_class = list(raw.get("per_class") or [])
+    if raw.get("confusion"):
+        ev.confusion = np.asarray(raw["confusion"], dtype=np.int64)
+    ev.most_confused = list(raw.get("most_confused") or [])
+    ev.model_summary = raw.get("model_summary")
+    ev.params = raw.get("params")
+    ev.grad_norms = list(raw.get("grad_norms") or [])
+    ev.trial_id = raw.get("trial_id")
+    ev.checkpoint = raw.get("checkpoint")
+    _load_arrays(ev, path.with_suffix(".npz"), rel_path)
+    return ev
+
+
+def _load_arrays(ev: Evaluation, npz_path: Path, rel_path: str) -> None:
+    if not npz_path.is_file():
+        ev.notes.append(f"{Path(rel_path).with_suffix('.npz')} not found: no sample figure")
+        return
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            ev.arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        ev.notes.append(f"{npz_path.name} unreadable: {exc}")
+
+
+def class_name(ev: Evaluation, value: Any) -> str:
+    """A class given as an index or a name, shown as its name."""
+    if isinstance(value, int | np.integer) and 0 <= int(value) < len(ev.class_names):
+        return ev.class_names[int(value)]
+    return str(value)
+
+
+def confused_pairs(ev: Evaluation, top: int = 10) -> list[tuple[str, str, int]]:
+    """Most-confused (true, predicted, count) pairs: from the json, else from the matrix."""
+    if ev.most_confused:
+        pairs = [
+            (class_name(ev, p.get("true")), class_name(ev, p.get("pred")), int(p.get("count", 0)))
+            for p in ev.most_confused
+        ]
+    elif ev.confusion is not None:
+        off = ev.confusion.copy()
+        np.fill_diagonal(off, 0)
+        idx = np.dstack(np.unravel_index(np.argsort(off, axis=None)[::-1], off.shape))[0]
+        pairs = [(class_name(ev, int(i)), class_name(ev, int(j)), int(off[i, j])) for i, j in idx]
+    else:
+        return []
+    pairs = [p for p in pairs if p[2] > 0]
+    pairs.sort(key=lambda p: -p[2])
+    return pairs[:top]

@@ -1,0 +1,353 @@
+"""`python -m analysis.report RUN_DIR [--out DIR]`: tables, figures, report.md and report.html.
+
+Reads only the experiment directory (docs/interfaces.md), so it runs on a copied run directory
+without Ray. Output (default RUN_DIR/report/): report.md, report.html (self-contained),
+tables/*.csv, figures/*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis import figures
+from analysis.document import (
+    Block,
+    Bullets,
+    Code,
+    Figure,
+    Heading,
+    Note,
+    Paragraph,
+    TableBlock,
+    file_stem,
+    to_markdown,
+)
+from analysis.evaluation import Evaluation, load_evaluation
+from analysis.html import to_html
+from analysis.rundir import ReportError, Stage, Study, load_study
+from analysis.summary import (
+    GAP_THRESHOLD,
+    METRIC_TITLES,
+    RISING_EPOCHS,
+    RISING_RATIO,
+    task_metrics,
+    trial_stats,
+)
+from analysis.tables import (
+    Table,
+    all_trials_table,
+    best_per_stage_table,
+    confused_table,
+    fmt_value,
+    infeasible_table,
+    markdown_view,
+    per_class_table,
+    summary_rows,
+    summary_table,
+    test_metrics_table,
+)
+
+# Columns kept in tables/all_trials.csv but left out of the page (too wide to read there).
+CSV_ONLY = ("trial_id", "status", "config_json")
+
+OVERFIT_RULE = (
+    "Overfitting: 'yes' when the final train−val {score} gap exceeds {gap:.2f} and val loss is "
+    "rising (its minimum lies before the last {n} epochs and the final val loss is more than "
+    "{pct}% above it); 'gap only' / 'val loss rising' when one holds. The best trial of each "
+    "stage (by {metric}) is marked ★ and shown in bold."
+)
+ALL_TRIALS_INTRO = (
+    "Configuration shows the keys each stage compares; 'other varying' the further keys that "
+    "differ between the stage's trials. 'best epoch' is the epoch of the best {metric} (speed of "
+    "convergence). Stop reasons: completed, asha_stopped (ASHA ended it early), diverged (NaN "
+    "loss), error (crashed), infeasible (rejected before training). The full configuration of "
+    "each trial is in tables/all_trials.csv."
+)
+
+
+@dataclass
+class ReportBuilder:
+    """Collects blocks and writes each table/figure once, into out_dir."""
+
+    study: Study
+    out_dir: Path
+    blocks: list[Block] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def fig_dir(self) -> Path:
+        return self.out_dir / "figures"
+
+    @property
+    def table_dir(self) -> Path:
+        return self.out_dir / "tables"
+
+    def add(self, *blocks: Block) -> None:
+        self.blocks.extend(blocks)
+
+    def table(self, table: Table, shown: Table | None = None) -> None:
+        path = self.table_dir / f"{file_stem(table.name)}.csv"
+        table.write_csv(path)
+        self.written.append(path)
+        self.add(TableBlock(shown or table))
+
+    def figure(self, name: str, caption: str, draw) -> bool:
+        """draw(path) -> bool; the figure enters the page only when something was drawn."""
+        path = self.fig_dir / f"{file_stem(name)}.png"
+        if not draw(path):
+            return False
+        self.written.append(path)
+        self.add(Figure(path, caption))
+        return True
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the report of one run directory; returns the output folder.
+
+    Raises:
+        ReportError: run_dir is not a readable experiment directory.
+    """
+    study = load_study(run_dir)
+    out = Path(out_dir) if out_dir is not None else study.root / "report"
+    for sub in ("figures", "tables"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    # Stale files of an earlier report would otherwise sit beside the new ones unreferenced.
+    for stale in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+        stale.unlink()
+
+    b = ReportBuilder(study, out)
+    _header(b)
+    _summary_section(b)
+    _all_trials_section(b)
+    for stage in study.stages:
+        _stage_section(b, stage)
+    evals = [
+        load_evaluation(study.root, stage, rel, study.trainable)
+        for stage, rel in study.evaluations.items()
+    ]
+    for ev in evals:
+        _evaluation_section(b, ev)
+    if len(evals) > 1:
+        b.add(Heading(2, "Test metrics across evaluations"))
+        b.table(test_metrics_table(evals))
+    _constraints_section(b)
+
+    title = f"archsweep report: {study.name}"
+    (out / "report.md").write_text(to_markdown(b.blocks, out))
+    (out / "report.html").write_text(to_html(b.blocks, title))
+    return out
+
+
+def _header(b: ReportBuilder) -> None:
+    s = b.study
+    b.add(Heading(1, f"archsweep report: {s.name}"))
+    counts = Counter(t.status for t in s.all_trials())
+    data = s.data
+    data_bits = [f"{k} {data[k]}" for k in ("dataset", "train", "val", "test") if k in data]
+    if data.get("class_names"):
+        data_bits.append(f"{len(data['class_names'])} classes")
+    b.add(
+        Bullets(
+            [
+                f"Run directory: {s.root}",
+                f"Task: {s.trainable}; selection metric: {s.metric} ({s.mode})",
+                f"Status: {s.status}; {len(s.stages)} stage(s), {sum(counts.values())} trial(s) ("
+                + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                + ")",
+                *(["Data: " + ", ".join(data_bits)] if data_bits else []),
+            ]
+        )
+    )
+    if not s.finished:
+        b.add(
+            Note(
+                f"study not finished (status {s.status!r}): the numbers below are a snapshot; "
+                "stages still running or pending are incomplete."
+            )
+        )
+    for stage in s.stages:
+        if stage.status != "finished":
+            b.add(
+                Note(
+                    f"stage {stage.title!r} is {stage.status}"
+                    + (" and has no trials yet." if not stage.trials else ".")
+                )
+            )
+
+
+def _summary_section(b: ReportBuilder) -> None:
+    s = b.study
+    tm = task_metrics(s)
+    b.add(Heading(2, "Summary"))
+    _, labelled = summary_rows(s)
+    b.add(
+        Paragraph(
+            (
+                "One row per labelled trial, ordered by stage then label. "
+                if labelled
+                else "No trial carries a label in study.json: one row per stage, its best trial. "
+            )
+            + OVERFIT_RULE.format(
+                score=tm.score_title,
+                gap=GAP_THRESHOLD,
+                n=RISING_EPOCHS,
+                pct=round((RISING_RATIO - 1) * 100),
+                metric=s.metric,
+            )
+        )
+    )
+    b.table(summary_table(s))
+    b.add(Heading(2, "Best trial per stage"))
+    b.table(best_per_stage_table(s))
+    inf = infeasible_table(s)
+    b.add(Heading(2, "Infeasible configurations"))
+    if inf.rows:
+        b.add(Paragraph("Rejected before training because they break a constraint."))
+        b.table(inf)
+    else:
+        b.add(Paragraph("None: every configuration satisfied the study's constraints."))
+
+
+def _all_trials_section(b: ReportBuilder) -> None:
+    s = b.study
+    b.add(Heading(2, "All trials"))
+    b.add(Paragraph(ALL_TRIALS_INTRO.format(metric=s.metric)))
+    table = all_trials_table(s)
+    b.table(table, markdown_view(table, CSV_ONLY))
+    points = []
+    for t in s.all_trials():
+        st = trial_stats(t, s)
+        if t.params is not None and st.val_best is not None:
+            points.append((t.stage, t.name, t.params / 1e6, st.val_best))
+    b.figure(
+        "params_vs_score",
+        "Parameters against best validation score, every trial",
+        lambda p: figures.params_vs_score(s, points, p),
+    )
+
+
+def _stage_section(b: ReportBuilder, stage: Stage) -> None:
+    s = b.study
+    tm = task_metrics(s)
+    b.add(Heading(2, f"Stage: {stage.title}"))
+    counts = Counter(t.status for t in stage.trials)
+    b.add(
+        Paragraph(
+            f"Stage '{stage.name}' ({stage.status}): {len(stage.trials)} trial(s), "
+            + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
+            + f"; scheduler {stage.scheduler or 'n/a'}; {stage.epochs or '?'} epochs; compares "
+            + (", ".join(stage.compare) or "nothing (single configuration)")
+            + "."
+        )
+    )
+    notes = [f"{t.name}: {n}" for t in stage.trials for n in t.notes]
+    if notes:
+        b.add(Note("some trials lack data: " + "; ".join(notes)))
+    drew = b.figure(
+        f"curves_{stage.name}",
+        f"{stage.title}: {tm.score_title} and loss per epoch (train dashed, val solid)",
+        lambda p: figures.learning_curves(stage, s, p),
+    )
+    if not drew:
+        b.add(Paragraph("No per-epoch results to plot for this stage."))
+    if len(stage.trials) > 1:
+        b.figure(
+            f"compare_{stage.name}",
+            f"{stage.title}: {METRIC_TITLES[tm.val_key]} of all trials together",
+            lambda p: figures.comparison(stage, s, p),
+        )
+
+
+def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
+    b.add(Heading(2, f"Test evaluation: {ev.stage}"))
+    facts = [
+        f"{k}: {v}"
+        for k, v in (
+            ("trial", ev.trial_id),
+            ("checkpoint", ev.checkpoint),
+            ("parameters", _params_text(ev.params)),
+        )
+        if v
+    ]
+    if facts:
+        b.add(Bullets(facts))
+    for n in ev.notes:
+        b.add(Note(n))
+    if ev.metrics:
+        b.table(test_metrics_table([ev], name=f"test_metrics_{ev.stage}"))
+    if ev.task == "segmentation":
+        b.figure(
+            f"triptych_{ev.stage}",
+            "Input, predicted mask and ground truth (test set)",
+            lambda p: figures.segmentation_triptych(ev, p),
+        )
+    else:
+        _classification_eval(b, ev)
+    b.figure(
+        f"gradflow_{ev.stage}", "Gradient norm per layer", lambda p: figures.gradient_flow(ev, p)
+    )
+    if ev.model_summary:
+        b.add(Heading(3, f"Architecture ({ev.stage})"))
+        b.add(Paragraph(f"Parameters: {_params_text(ev.params)}."))
+        b.add(Code(ev.model_summary, "print(model)"))
+
+
+def _params_text(n: int | None) -> str | None:
+    return None if n is None else f"{n:,} ({n / 1e6:.2f} M)"
+
+
+def _classification_eval(b: ReportBuilder, ev: Evaluation) -> None:
+    if ev.per_class:
+        b.add(Heading(3, f"Per-class precision, recall and F1 ({ev.stage})"))
+        b.table(per_class_table(ev))
+    b.figure(
+        f"confusion_{ev.stage}",
+        "Confusion matrix on the test set (colour = row share)",
+        lambda p: figures.confusion_matrix(ev, p),
+    )
+    b.figure(
+        f"samples_{ev.stage}",
+        "Test images with true and predicted class (green = right, red = wrong)",
+        lambda p: figures.sample_predictions(ev, p),
+    )
+    conf = confused_table(ev)
+    if conf.rows:
+        b.add(Heading(3, f"Most confused class pairs ({ev.stage})"))
+        b.table(conf)
+
+
+def _constraints_section(b: ReportBuilder) -> None:
+    if not b.study.constraints:
+        return
+    b.add(Heading(2, "Constraints"))
+    b.add(Bullets([f"{k}: {fmt_value(v)}" for k, v in b.study.constraints.items()]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point (console script archsweep-report). Returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="archsweep-report",
+        description="Write tables, figures, report.md and a self-contained report.html for one "
+        "experiment directory (runs/<study>/).",
+    )
+    parser.add_argument("run_dir", type=Path, help="experiment directory holding study.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: RUN_DIR/report)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        out = build_report(args.run_dir, args.out)
+    except ReportError as exc:
+        print(f"archsweep-report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report written: {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

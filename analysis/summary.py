@@ -1,0 +1,191 @@
+"""Numbers derived from a trial: best/final metrics, convergence, overfitting verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from analysis.rundir import Stage, Study, Trial, finite
+
+# Overfitting verdict (documented in the report): "yes" when the final train-val gap of the score
+# (accuracy or IoU) exceeds GAP_THRESHOLD *and* val loss is rising at the end (its minimum lies
+# before the last RISING_EPOCHS epochs and the final val loss is RISING_RATIO above that minimum);
+# "gap only" / "val loss rising" when just one holds; "no" otherwise.
+GAP_THRESHOLD = 0.10
+RISING_EPOCHS = 3
+RISING_RATIO = 1.05
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """Which per-epoch metric names a task's tables and figures use."""
+
+    score: str  # short name: "acc" or "iou"
+    score_title: str
+    extras: tuple[str, ...]  # further val metrics shown at the best epoch
+
+    @property
+    def train_key(self) -> str:
+        return f"train_{self.score}"
+
+    @property
+    def val_key(self) -> str:
+        return f"val_{self.score}"
+
+
+CLASSIFICATION = TaskMetrics("acc", "accuracy", ())
+SEGMENTATION = TaskMetrics("iou", "IoU", ("val_dice", "val_pixel_acc"))
+
+METRIC_TITLES = {
+    "val_acc": "val acc",
+    "train_acc": "train acc",
+    "val_iou": "val IoU",
+    "train_iou": "train IoU",
+    "val_dice": "val Dice",
+    "val_pixel_acc": "val pixel acc",
+    "val_loss": "val loss",
+    "train_loss": "train loss",
+}
+
+
+def task_metrics(study: Study) -> TaskMetrics:
+    return SEGMENTATION if study.trainable == "segmentation" else CLASSIFICATION
+
+
+@dataclass
+class TrialStats:
+    """What the tables show for one trial; None where the run did not record it."""
+
+    best_value: float | None  # the study's metric at its best epoch
+    best_epoch: int | None
+    val_best: float | None
+    val_final: float | None
+    train_final: float | None
+    train_at_best: float | None
+    gap: float | None  # train - val score at the final epoch
+    extras: dict[str, float | None]
+    val_loss_rising: bool | None
+    verdict: str
+    train_time_s: float | None
+    inference_time_s: float | None
+
+
+def _better(mode: str, a: float, b: float) -> bool:
+    return a < b if mode == "min" else a > b
+
+
+def best_row(curve: list[dict[str, float]], metric: str, mode: str) -> dict[str, float] | None:
+    """The epoch row with the best finite value of metric."""
+    best: dict[str, float] | None = None
+    for row in curve:
+        v = finite(row.get(metric))
+        if v is not None and (best is None or _better(mode, v, best[metric])):
+            best = row
+    return best
+
+
+def _row_at(curve: list[dict[str, float]], epoch: int | None) -> dict[str, float] | None:
+    if epoch is None:
+        return None
+    return next((r for r in curve if r.get("epoch") == epoch), None)
+
+
+def trial_stats(trial: Trial, study: Study) -> TrialStats:
+    """Best/final values from study.json where recorded, else from the per-epoch curve."""
+    tm = task_metrics(study)
+    curve = trial.curve
+    last = curve[-1] if curve else {}
+    b_row = best_row(curve, study.metric, study.mode)
+    best_epoch = trial.best_epoch
+    if best_epoch is None and b_row is not None:
+        best_epoch = int(b_row["epoch"])
+    at_best = _row_at(curve, best_epoch) or b_row or {}
+
+    def pick(src: dict[str, Any], fallback: dict[str, Any], key: str) -> float | None:
+        v = finite(src.get(key))
+        return v if v is not None else finite(fallback.get(key))
+
+    v_best_row = best_row(curve, tm.val_key, "max") or {}
+    val_best = pick(trial.best, at_best, tm.val_key)
+    if val_best is None:
+        val_best = finite(v_best_row.get(tm.val_key))
+    val_final = pick(trial.final, last, tm.val_key)
+    train_final = pick(trial.final, last, tm.train_key)
+    gap = None if val_final is None or train_final is None else train_final - val_final
+    rising = val_loss_rising(curve)
+    if trial.status in ("diverged", "error", "infeasible"):
+        # The last epoch of a diverged/crashed run says nothing about generalisation.
+        gap, rising = None, None
+    return TrialStats(
+        best_value=pick(trial.best, at_best, study.metric),
+        best_epoch=best_epoch,
+        val_best=val_best,
+        val_final=val_final,
+        train_final=train_final,
+        train_at_best=pick(trial.best, at_best, tm.train_key),
+        gap=gap,
+        extras={k: pick(trial.best, at_best, k) for k in tm.extras},
+        val_loss_rising=rising,
+        verdict=overfitting_verdict(gap, rising),
+        train_time_s=_timing(trial, "train_time_s"),
+        inference_time_s=_timing(trial, "inference_time_s"),
+    )
+
+
+def _timing(trial: Trial, key: str) -> float | None:
+    for src in (trial.final, trial.curve[-1] if trial.curve else {}, trial.best):
+        v = finite(src.get(key))
+        if v is not None:
+            return v
+    return None
+
+
+def val_loss_rising(curve: list[dict[str, float]]) -> bool | None:
+    """True when val loss bottomed out before the last epochs and ended clearly above it."""
+    losses = [(r["epoch"], finite(r.get("val_loss"))) for r in curve]
+    losses = [(e, v) for e, v in losses if v is not None]
+    if len(losses) < RISING_EPOCHS + 1:
+        return None
+    min_idx = min(range(len(losses)), key=lambda i: losses[i][1])
+    lo, end = losses[min_idx][1], losses[-1][1]
+    return min_idx < len(losses) - RISING_EPOCHS and end > lo * RISING_RATIO
+
+
+def overfitting_verdict(gap: float | None, rising: bool | None) -> str:
+    if gap is None and rising is None:
+        return "n/a"
+    big_gap = gap is not None and gap > GAP_THRESHOLD
+    if big_gap and rising:
+        return "yes"
+    if big_gap:
+        return "gap only"
+    if rising:
+        return "val loss rising"
+    return "no"
+
+
+def stage_best_trial(stage: Stage, study: Study) -> Trial | None:
+    """The stage's best trial: study.json's record, else the best metric among its trials."""
+    if stage.best and stage.best.get("trial_id"):
+        for t in stage.trials:
+            if t.trial_id == stage.best["trial_id"]:
+                return t
+    best: tuple[float, Trial] | None = None
+    for t in stage.trials:
+        if t.status == "infeasible":
+            continue
+        v = trial_stats(t, study).best_value
+        if v is not None and (best is None or _better(study.mode, v, best[0])):
+            best = (v, t)
+    return best[1] if best else None
+
+
+def stop_reason(trial: Trial, stage: Stage) -> str:
+    """Status plus what a reader needs to know about it."""
+    if trial.status == "asha_stopped":
+        total = trial.config.get("epochs", stage.epochs)
+        of = f" of {total}" if total else ""
+        return f"asha_stopped (after epoch {trial.epochs_run}{of})"
+    if trial.reason:
+        return f"{trial.status}: {trial.reason}"
+    return trial.status

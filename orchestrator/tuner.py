@@ -1,0 +1,199 @@
+"""Build and run the Ray Tune Tuner of one stage, and turn its results into trial records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from orchestrator.plan import StagePlan
+from orchestrator.progress import StageProgress
+from orchestrator.records import rel
+from orchestrator.searcher import PlannedSearcher
+from orchestrator.study import Study
+from trainables.data import DataBundle
+from trainables.loop import TrialSetup
+from trainables.trainable import TRAINABLES
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions (0.25) put several trials on one GPU
+    max_concurrent: int = 0  # 0 = as many as resources allow
+    seed: int = 0
+
+
+def make_trainable(study: Study, bundle: DataBundle, setup: TrialSetup, resources: Resources):
+    fn = TRAINABLES[study.trainable]
+    # with_parameters puts the decoded arrays into Ray's object store once; every trial maps
+    # them read-only instead of decoding or pickling the data set again.
+    trainable = tune.with_parameters(fn, bundle=bundle, setup=setup)
+    return tune.with_resources(
+        trainable, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
+    )
+
+
+def make_scheduler(study: Study, plan: StagePlan, metric: str) -> Any:
+    if plan.stage.scheduler == "fifo":
+        return FIFOScheduler()
+    epochs = int(plan.base["epochs"])
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=epochs,
+        grace_period=min(int(study.asha["grace_period"]), epochs),
+        reduction_factor=study.asha["reduction_factor"],
+    )
+
+
+def make_search(plan: StagePlan, metric: str, mode: str, seed: int) -> tuple[Any, int]:
+    """(search algorithm, num_samples) for the stage."""
+    if plan.stage.search == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        # metric/mode come from TuneConfig; Ray refuses them set in both places.
+        searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
+        return searcher, plan.stage.num_samples
+    # Only what differs from the stage's constants: those stay in param_space for every trial.
+    points = [{k: v for k, v in p.config.items() if k not in plan.base or plan.base[k] != v}
+              for p in plan.feasible]
+    return PlannedSearcher(points, plan.sampled, seed=seed), len(points)
+
+
+def trial_dirname(trial: Any) -> str:
+    """`3.1-A_<id>` instead of Ray's name built from every config value."""
+    label = str(trial.config.get("label") or "trial").replace("/", "-")
+    return f"{label}_{trial.trial_id}"
+
+
+def run_stage(
+    study: Study,
+    plan: StagePlan,
+    bundle: DataBundle,
+    run_dir: Path,
+    resources: Resources,
+    metric: str,
+    mode: str,
+) -> tune.ResultGrid:
+    """Fit (or resume) the stage's Tuner and return Ray's results."""
+    setup = TrialSetup(task=study.trainable, metric=metric, mode=mode, constraints=study.constraints)
+    trainable = make_trainable(study, bundle, setup, resources)
+    # Planned searches draw the sampled keys themselves; Optuna reads them from param_space.
+    param_space = {**plan.base, **(plan.sampled if plan.stage.search == "optuna" else {})}
+    stage_dir = run_dir / plan.stage.name
+    progress = StageProgress(plan, metric, mode)
+    run_config = tune.RunConfig(
+        name=plan.stage.name,
+        storage_path=str(run_dir.resolve()),
+        verbose=0,
+        # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
+        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress],
+        failure_config=tune.FailureConfig(max_failures=1),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute=metric, checkpoint_score_order=mode
+        ),
+    )
+    if tune.Tuner.can_restore(str(stage_dir)):
+        tuner = tune.Tuner.restore(
+            str(stage_dir), trainable, resume_unfinished=True, resume_errored=False,
+            param_space=param_space,
+        )
+        progress.resumed = True
+    else:
+        searcher, num_samples = make_search(plan, metric, mode, resources.seed)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode=mode,
+                search_alg=searcher,
+                scheduler=make_scheduler(study, plan, metric),
+                num_samples=num_samples,
+                max_concurrent_trials=resources.max_concurrent or None,
+                trial_dirname_creator=trial_dirname,
+            ),
+            run_config=run_config,
+        )
+    results = tuner.fit()
+    progress.finish()
+    return results
+
+
+def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> dict[str, Any]:
+    """One trial of study.json from Ray's result (see docs/interfaces.md)."""
+    last = dict(result.metrics or {})
+    config = dict(result.config or {})
+    history = result.metrics_dataframe
+    rows = history.to_dict("records") if history is not None and len(history) else []
+    rows = [r for r in rows if metric in r and not r.get("infeasible")]
+    trained = [r for r in rows if not r.get("diverged")]
+    best_row = None
+    for row in trained:
+        value = row.get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if best_row is None or (value > best_row[metric] if mode == "max" else value < best_row[metric]):
+            best_row = row
+    epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
+    status, reason = stop_status(result, last, epochs_run, int(config.get("epochs", 0)))
+    best_ckpt = None
+    if status != "infeasible":
+        try:
+            ckpt = result.get_best_checkpoint(metric, mode)
+        except (RuntimeError, ValueError):
+            ckpt = None
+        ckpt = ckpt or result.checkpoint
+        best_ckpt = rel(ckpt.path, run_dir) if ckpt is not None else None
+    keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_iou", "val_dice",
+            "val_pixel_acc", "train_iou", "lr", "images_per_s", "epoch_time_s", "train_time_s")
+    return {
+        "trial_id": last.get("trial_id") or Path(result.path).name,
+        "label": config.get("label"),
+        "config": config,
+        "status": status,
+        "reason": reason,
+        "epochs_run": epochs_run,
+        "best_epoch": int(best_row["epoch"]) if best_row else None,
+        "final": {k: last[k] for k in keep if k in last},
+        "best": {k: best_row[k] for k in keep if best_row and k in best_row},
+        "wall_time_s": last.get("time_total_s"),
+        "trial_dir": rel(result.path, run_dir),
+        "best_checkpoint": best_ckpt,
+    }
+
+
+def stop_status(result: tune.Result, last: dict, epochs_run: int, epochs: int) -> tuple[str, str | None]:
+    if last.get("infeasible"):
+        return "infeasible", last.get("reason")
+    if result.error is not None:
+        return "error", "".join(str(result.error).splitlines(keepends=True)[-20:])
+    if last.get("diverged"):
+        return "diverged", last.get("reason")
+    if epochs_run >= epochs:
+        return "completed", None
+    return "asha_stopped", f"stopped by ASHA after {epochs_run} of {epochs} epochs"
+
+
+def infeasible_record(point: Any) -> dict[str, Any]:
+    return {
+        "trial_id": None,
+        "label": point.label,
+        "config": point.config,
+        "params": point.params,
+        "status": "infeasible",
+        "reason": "; ".join(point.violations),
+        "epochs_run": 0,
+        "best_epoch": None,
+        "final": {},
+        "best": {},
+        "wall_time_s": 0.0,
+        "trial_dir": None,
+        "best_checkpoint": None,
+    }

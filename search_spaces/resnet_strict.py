@@ -1,0 +1,56 @@
+"""Section A, variant 2 (the stricter course): <= 5M parameters, <= 5 residual blocks,
+Conv-BN-ReLU base layers, MaxPool right after the first residual block, first layer 64 or 128
+channels, no layer above 256 channels, Dropout 0.1-0.3 in every residual block.
+
+Stages: baseline (20 epochs) -> channel configurations -> dropout -> activations -> final model
+with the test-set report. Configurations that break a rule are listed as infeasible.
+"""
+
+from ray import tune
+
+from orchestrator.study import Stage, Study
+from search_spaces.common import COURSE_TRAINING, FINAL_TRAINING, TINY_IMAGENET_10
+
+STRICT_RESNET = {
+    "model": "resnet",
+    "stem": "cifar",
+    "stem_channels": 64,
+    "channels": (64, 128, 256),
+    "blocks": (1, 2, 2),
+    "maxpool_after_first_block": True,
+    "dropout": 0.1,
+    "activation": "relu",
+}
+
+study = Study(
+    name="resnet_strict",
+    trainable="classification",
+    description="The stricter course variant: 5 residual blocks, <= 256 channels, dropout.",
+    base={**TINY_IMAGENET_10, **COURSE_TRAINING, **STRICT_RESNET},
+    constraints={
+        "max_params": 5_000_000,
+        "max_residual_blocks": 5,
+        "maxpool_after_first_block": True,
+        "first_layer_widths": [64, 128],
+        "max_channels": 256,
+        "dropout_range": [0.1, 0.3],
+        "activations": ["relu", "leaky_relu", "elu", "gelu"],
+    },
+    stages=[
+        Stage("baseline", title="Baseline", label="Baseline", scheduler="fifo"),
+        Stage("channels", title="Channel configurations", label="3.1", space={
+            ("stem_channels", "channels", "blocks"): tune.grid_search([
+                (64, (64, 128, 256), (1, 2, 2)),
+                (128, (128, 128, 256), (1, 2, 2)),
+                (64, (64, 128, 256, 256), (1, 1, 2, 1)),
+                (64, (64, 128, 256, 512), (1, 1, 1, 1)),  # breaks the 256-channel rule
+            ]),
+        }),
+        Stage("dropout", title="Dropout", label="3.2",
+              space={"dropout": tune.grid_search([0.1, 0.2, 0.3])}),
+        Stage("activations", title="Activations", label="3.3",
+              space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])}),
+        Stage("final", title="Final model", label="Final", config=FINAL_TRAINING,
+              scheduler="fifo", evaluate=True),
+    ],
+)

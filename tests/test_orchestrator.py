@@ -1,0 +1,203 @@
+"""The orchestrator end to end with real Ray on CPU, on synthetic data in the real on-disk layouts."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.plan import plan_stage
+from orchestrator.run import main, parse_overrides
+from orchestrator.study import Stage, Study, StudyError, load_study
+from trainables.data import write_lunar, write_tiny_imagenet
+
+TINY_MODEL = {"model": "resnet", "channels": (8, 16), "blocks": (1, 1), "stem": "cifar"}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_imagenet(root / "tiny-imagenet-200", n_classes=4, train_per_class=30, val_per_class=6)
+    write_lunar(root / "MOON_SEGMENTATION_BINARY", n=24, size=64)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def write_study(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def read_results(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+
+
+# --- validation before Ray starts ---------------------------------------------------------------
+
+def test_missing_study_file_names_the_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search_spaces/no_such_study.py"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_study.py" in err and "does not exist" in err
+
+
+def test_unknown_config_key_is_named_with_valid_keys(tmp_path: Path, data_root: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    study = write_study(tmp_path, "typo", f"""
+        from ray import tune
+        from orchestrator.study import Stage, Study
+        study = Study(name="typo", trainable="classification",
+                      base={{"dataset": "tiny_imagenet", "classes": 2, "epochs": 1, **{TINY_MODEL!r}}},
+                      stages=[Stage("s1", space={{"learning_rate": tune.grid_search([0.1, 0.01])}})])
+    """)
+    code = main([str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "learning_rate" in err and "valid keys" in err and "'lr'" not in err.split("valid")[0]
+    assert "lr" in err.split("valid keys:")[1]
+
+
+def test_study_file_without_study_object(tmp_path: Path) -> None:
+    path = write_study(tmp_path, "empty", "x = 1\n")
+    with pytest.raises(StudyError, match="must define `study = Study"):
+        load_study(path)
+
+
+def test_bad_stage_settings_are_rejected() -> None:
+    from orchestrator.study import validate_study
+
+    with pytest.raises(StudyError, match="scheduler='hyperband'.*asha"):
+        validate_study(Study("s", "classification", {}, [Stage("a", scheduler="hyperband")]))
+    with pytest.raises(StudyError, match="inherit='nope'"):
+        validate_study(Study("s", "classification", {}, [Stage("a"), Stage("b", inherit="nope")]))
+
+
+def test_set_overrides_parse_literals() -> None:
+    assert parse_overrides(["epochs=5", "lr=1e-3", "channels=(8,16)", "optimizer=sgd"]) == {
+        "epochs": 5, "lr": 1e-3, "channels": (8, 16), "optimizer": "sgd"}
+    with pytest.raises(StudyError, match="KEY=VALUE"):
+        parse_overrides(["epochs"])
+
+
+def test_plan_labels_joint_keys_and_infeasible_points() -> None:
+    from ray import tune
+
+    study = Study("s", "classification", {}, [], constraints={"max_channels": 16})
+    stage = Stage("c", label="3.1", space={("channels", "blocks"): tune.grid_search(
+        [((8, 16), (1, 1)), ((8, 16, 32), (1, 1, 1))])})
+    base = {"dataset": "tiny_imagenet", "epochs": 1, **TINY_MODEL}
+    plan = plan_stage(study, stage, base, {"num_classes": 4, "in_channels": 3})
+    assert [p.label for p in plan.points] == ["3.1-A", "3.1-B"]
+    assert plan.points[1].config["blocks"] == (1, 1, 1)
+    assert plan.points[0].feasible and plan.points[0].params > 0
+    assert not plan.points[1].feasible and "32" in plan.points[1].violations[0]
+    assert plan.varied_keys == ["channels", "blocks"]
+
+
+# --- real Ray runs ------------------------------------------------------------------------------
+
+def test_two_stage_study_asha_divergence_inheritance_tensorboard(
+    tmp_path: Path, data_root: Path, ray_session: object
+) -> None:
+    """Stage 1: a good lr first, then hopeless and exploding ones; ASHA must stop one early, the
+    exploding one must end as diverged, and stage 2 must start from stage 1's best lr."""
+    study = write_study(tmp_path, "two_stage", f"""
+        from ray import tune
+        from orchestrator.study import Stage, Study
+        study = Study(
+            name="two_stage", trainable="classification",
+            base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 4, "batch_size": 32,
+                  "optimizer": "sgd", **{TINY_MODEL!r}}},
+            asha={{"grace_period": 1, "reduction_factor": 2}},
+            constraints={{"max_channels": 64}},
+            stages=[
+                Stage("lr", label="L", space={{"lr": tune.grid_search([0.05, 1e-7, 1e-7, 1e9])}}),
+                Stage("act", label="A", space={{"activation": tune.grid_search(["relu", "gelu"]),
+                                                "channels": tune.grid_search([(8, 16), (8, 128)])}},
+                      evaluate=True),
+            ])
+    """)
+    runs = tmp_path / "runs"
+    code = main([str(study), "--data-root", str(data_root), "--storage", str(runs),
+                 "--max-concurrent", "1", "--cpus-per-trial", "1"])
+    assert code == 0
+    record = json.loads((runs / "two_stage" / "study.json").read_text())
+    assert record["status"] == "finished"
+    lr_stage, act_stage = record["stages"]
+    statuses = {t["label"]: t["status"] for t in lr_stage["trials"]}
+    assert statuses["L-A"] == "completed"
+    assert "asha_stopped" in statuses.values()
+    assert statuses["L-D"] == "diverged"
+    assert lr_stage["best"]["label"] == "L-A"
+    # stage 2 inherited the best lr; the 128-channel point broke the rule and was not trained
+    trained = [t for t in act_stage["trials"] if t["status"] != "infeasible"]
+    assert len(trained) == 2 and all(t["config"]["lr"] == 0.05 for t in trained)
+    infeasible = [t for t in act_stage["trials"] if t["status"] == "infeasible"]
+    assert len(infeasible) == 2 and all("128" in t["reason"] for t in infeasible)
+    assert all(t["trial_dir"] is None for t in infeasible)
+    # every trained trial has its parameter count and a best checkpoint on disk
+    for t in trained:
+        assert t["params"] > 0
+        assert (runs / "two_stage" / t["best_checkpoint"] / "checkpoint.pt").is_file()
+
+    # TensorBoard: archsweep's scalars + HParams, no second stream from Ray's TBX logger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trial_dir = runs / "two_stage" / trained[0]["trial_dir"]
+    events = sorted(trial_dir.glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = EventAccumulator(str(events[0]), size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train_loss", "val_acc", "lr"} <= set(tags["scalars"])
+    assert "ray/tune/val_acc" not in tags["scalars"]
+    assert "val/predictions" in tags["images"]
+    plugin = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugin
+    assert b"activation" in plugin["_hparams_/session_start_info"]
+
+    # the evaluated stage wrote the test-set record the report reads
+    evaluation = json.loads((runs / "two_stage" / "evaluation" / "act.json").read_text())
+    assert evaluation["test_size"] == 24 and 0.0 <= evaluation["metrics"]["test_acc"] <= 1.0
+    assert len(evaluation["per_class"]) == 4
+
+
+def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
+    tmp_path: Path, data_root: Path, ray_session: object
+) -> None:
+    runs = tmp_path / "runs"
+    clf = write_study(tmp_path, "clf", f"""
+        from orchestrator.study import Stage, Study
+        study = Study(name="clf", trainable="classification",
+                      base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1,
+                            "batch_size": 32, **{TINY_MODEL!r}}},
+                      stages=[Stage("only", scheduler="fifo")])
+    """)
+    assert main([str(clf), "--data-root", str(data_root), "--storage", str(runs)]) == 0
+    seg = write_study(tmp_path, "seg", """
+        from orchestrator.study import FromStudy, Stage, Study
+        study = Study(name="seg", trainable="segmentation",
+                      base={"dataset": "lunar", "epochs": 3, "batch_size": 8,
+                            "model": "unet_backbone", "encoder": FromStudy("clf"),
+                            "freeze_schedule": "unfreeze_at", "unfreeze_epoch": 3},
+                      stages=[Stage("freeze", scheduler="fifo", evaluate=True)])
+    """)
+    assert main([str(seg), "--data-root", str(data_root), "--storage", str(runs)]) == 0
+    record = json.loads((runs / "seg" / "study.json").read_text())
+    (trial,) = record["stages"][0]["trials"]
+    assert trial["status"] == "completed", trial["reason"]
+    assert trial["config"]["encoder_checkpoint"].endswith(
+        (json.loads((runs / "clf" / "study.json").read_text())["stages"][0]["best"]["checkpoint"]))
+    rows = read_results(runs / "seg" / trial["trial_dir"])
+    moved = [r["encoder_update_norm"] for r in rows]
+    assert moved[0] == 0.0 and moved[1] == 0.0  # frozen in epochs 1-2
+    assert moved[2] > 0.0  # unfrozen at epoch 3
+    assert {"val_iou", "val_dice", "val_pixel_acc"} <= set(rows[-1])
+    evaluation = json.loads((runs / "seg" / "evaluation" / "freeze.json").read_text())
+    assert set(evaluation["metrics"]) >= {"test_iou", "test_dice", "test_pixel_acc"}

@@ -1,0 +1,118 @@
+"""The flat trial config: which keys exist, their defaults, and validation.
+
+One flat dict per trial is what Ray Tune samples, what TensorBoard's HParams tab compares and what
+study.json records. Its keys fall into data, trainer and model groups; a key that belongs to none
+is a typo, and typos must fail before Ray starts, naming the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trainables.models import family_fields, list_families
+
+DATA_DEFAULTS: dict[str, Any] = {
+    "dataset": "tiny_imagenet",
+    "data_dir": None,  # folder under the data root; None = the data set's standard folder name
+    "classes": None,  # None = all, int = first N, list = ids, {"n": N, "seed": S} = N drawn
+    "class_seed": None,  # with an int `classes`: draw the N classes with this seed
+    "image_size": None,  # None = native size
+    "val_fraction": 0.1,
+    "test_fraction": 0.1,
+    "split_seed": 0,
+    "test_split": "official",  # "official" test set / val folder, or "holdout" from train
+}
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "scheduler": "none",
+    "label_smoothing": 0.0,
+    "grad_clip": 0.0,  # max global grad norm; 0 = off
+    "precision": "fp32",
+    "channels_last": False,
+    "augment": {},
+    "loss": "auto",  # classification: cross_entropy; segmentation: bce | dice | bce_dice
+    "pos_weight": 1.0,  # BCE weight of the positive (rock) class: class-imbalance aware loss
+    "seed": 0,
+    "freeze_schedule": "none",  # none | frozen | unfreeze_at (with unfreeze_epoch)
+    "unfreeze_epoch": 0,
+    "unfreeze_stages": None,  # None = whole encoder, N = the N deepest stages
+    "encoder_lr_mult": 1.0,
+    "encoder_checkpoint": None,
+    "max_batches": None,  # cap on batches per epoch (smoke runs)
+    "label": None,  # the course's name for this configuration, e.g. "3.2-B"
+}
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "cosine", "onecycle", "step", "plateau")
+PRECISIONS = ("fp32", "bf16")
+FREEZE_SCHEDULES = ("none", "frozen", "unfreeze_at")
+LOSSES = {"classification": ("auto", "cross_entropy"), "segmentation": ("auto", "bce", "dice", "bce_dice")}
+
+DATA_KEYS = frozenset(DATA_DEFAULTS)
+TRAINER_KEYS = frozenset(TRAINER_DEFAULTS)
+
+
+class ConfigError(ValueError):
+    """A trial config that cannot run; the message names the key and what would be valid."""
+
+
+def model_family(config: Mapping[str, Any]) -> str:
+    family = config.get("model")
+    if family not in list_families():
+        raise ConfigError(f"model={family!r} is not a model family; valid: {', '.join(list_families())}")
+    return family
+
+
+def model_keys(config: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(family_fields(model_family(config))) | {"model"}
+
+
+def valid_keys(config: Mapping[str, Any]) -> frozenset[str]:
+    return DATA_KEYS | TRAINER_KEYS | model_keys(config)
+
+
+def validate_config(config: Mapping[str, Any], task: str) -> None:
+    """Raise ConfigError for unknown keys or out-of-range choices (before any trial runs)."""
+    allowed = valid_keys(config)
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {unknown} for model {config['model']!r}; valid keys: "
+            f"{', '.join(sorted(allowed))}"
+        )
+    choices = {
+        "optimizer": OPTIMIZERS,
+        "scheduler": SCHEDULERS,
+        "precision": PRECISIONS,
+        "freeze_schedule": FREEZE_SCHEDULES,
+        "loss": LOSSES[task],
+    }
+    for key, valid in choices.items():
+        if key in config and config[key] not in valid:
+            raise ConfigError(f"{key}={config[key]!r} is not valid; choose one of {valid}")
+    for key in ("epochs", "batch_size"):
+        if key in config and (not isinstance(config[key], int) or config[key] < 1):
+            raise ConfigError(f"{key}={config[key]!r} must be a positive integer")
+    if "lr" in config and not (isinstance(config["lr"], int | float) and config["lr"] > 0):
+        raise ConfigError(f"lr={config['lr']!r} must be a positive number")
+
+
+def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with every data and trainer key present (model defaults stay in the model)."""
+    return {**DATA_DEFAULTS, **TRAINER_DEFAULTS, **config}
+
+
+def split_config(config: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    """(data, trainer, model) parts of a full config; model part includes "model"."""
+    full = with_defaults(config)
+    data = {k: full[k] for k in DATA_KEYS}
+    trainer = {k: full[k] for k in TRAINER_KEYS}
+    model = {k: v for k, v in full.items() if k in model_keys(full)}
+    return data, trainer, model

@@ -1,0 +1,105 @@
+"""The only place that touches Ray's per-trial API.
+
+Ray has renamed report/checkpoint three times (session.report, train.report, tune.report); keeping
+every call here means the next rename is a one-file change. Outside Ray (a bare loop, a unit test)
+the same functions work against a plain folder, so the epoch loop never branches on "am I in Ray".
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class LocalSession:
+    """Stands in for Ray outside a Tuner: collects reports, keeps the latest checkpoint in a folder."""
+
+    def __init__(self, trial_dir: Path) -> None:
+        self.trial_dir = Path(trial_dir)
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+        self.reports: list[dict] = []
+        self.checkpoint_dir: Path | None = None
+
+    def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        self.reports.append(dict(metrics))
+        if checkpoint_dir is not None:
+            target = self.trial_dir / f"checkpoint_{len(self.reports) - 1:06d}"
+            shutil.copytree(checkpoint_dir, target, dirs_exist_ok=True)
+            self.checkpoint_dir = target
+
+
+_local: LocalSession | None = None
+
+
+def use_local_session(session: LocalSession | None) -> None:
+    """Route reports to `session` instead of Ray (benchmarks, tests)."""
+    global _local
+    _local = session
+
+
+def in_ray() -> bool:
+    if _local is not None:
+        return False
+    from ray import tune
+
+    try:
+        return tune.get_context().get_trial_id() is not None
+    except Exception:  # outside a Tuner Ray raises or returns None depending on version
+        return False
+
+
+def trial_dir() -> Path:
+    if _local is not None:
+        return _local.trial_dir
+    from ray import tune
+
+    return Path(tune.get_context().get_trial_dir())
+
+
+def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """Report one epoch's metrics, with a checkpoint of `state` when given."""
+    with tempfile.TemporaryDirectory(prefix="archsweep-ckpt-") as tmp:
+        ckpt_dir = None
+        if state is not None:
+            ckpt_dir = Path(tmp)
+            torch.save(state, ckpt_dir / CHECKPOINT_FILE)
+        if _local is not None:
+            _local.report(metrics, ckpt_dir)
+            return
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(str(ckpt_dir)) if ckpt_dir else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+
+def load_latest_state() -> dict[str, Any] | None:
+    """The state saved with the last reported checkpoint (Ray restores it on resume/retry)."""
+    if _local is not None:
+        if _local.checkpoint_dir is None:
+            return None
+        return load_state(_local.checkpoint_dir)
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return load_state(Path(folder))
+
+
+def load_state(folder: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {folder}")
+    # weights_only=False: our own checkpoints hold RNG states and scheduler dicts, not just tensors.
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+Reporter = Callable[[dict[str, Any], dict[str, Any] | None], None]
