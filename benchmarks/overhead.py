@@ -20,19 +20,19 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.run import main as run_main  # noqa: E402
-from trainables.data import DataSpec, dataset_dir, default_data_root, load_bundle  # noqa: E402
-from trainables.models import build_model  # noqa: E402
+from orchestrator.run import main as run_main
+from trainables.data import DataSpec, dataset_dir, default_data_root, load_bundle
+from trainables.models import build_model
 
 MODEL = {"model": "resnet", "channels": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "stem": "cifar"}
 
 
 def bare_loop(bundle, epochs: int, batch_size: int, lr: float) -> list[float]:
-    """The notebook loop: pre-normalized float tensors, shuffled batches, Adam. images/s per epoch."""
+    """The notebook loop: normalized float tensors, shuffled batches, Adam; images/s per epoch."""
     torch.manual_seed(0)
     model = build_model({**MODEL, "num_classes": len(bundle.class_names), "in_channels": 3})
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -55,19 +55,31 @@ def bare_loop(bundle, epochs: int, batch_size: int, lr: float) -> list[float]:
     return rates
 
 
-def orchestrated(data_root: Path, classes: int, epochs: int, batch_size: int, lr: float,
-                 workdir: Path) -> list[float]:
+def orchestrated(
+    data_root: Path, classes: int, epochs: int, batch_size: int, lr: float, workdir: Path
+) -> list[float]:
     study = workdir / "overhead.py"
-    study.write_text(textwrap.dedent(f"""
+    study.write_text(
+        textwrap.dedent(f"""
         from orchestrator.study import Stage, Study
         study = Study(name="overhead", trainable="classification",
                       base={{"dataset": "tiny_imagenet", "classes": {classes}, "epochs": {epochs},
                             "batch_size": {batch_size}, "optimizer": "adam", "lr": {lr},
                             "augment": {{}}, **{MODEL!r}}},
                       stages=[Stage("only", scheduler="fifo")])
-    """))
-    code = run_main([str(study), "--data-root", str(data_root), "--storage", str(workdir / "runs"),
-                     "--cpus-per-trial", str(torch.get_num_threads())])
+    """)
+    )
+    code = run_main(
+        [
+            str(study),
+            "--data-root",
+            str(data_root),
+            "--storage",
+            str(workdir / "runs"),
+            "--cpus-per-trial",
+            str(torch.get_num_threads()),
+        ]
+    )
     if code != 0:
         raise SystemExit(f"orchestrated run failed with exit code {code}")
     record = json.loads((workdir / "runs" / "overhead" / "study.json").read_text())
@@ -84,19 +96,28 @@ def main() -> None:
     p.add_argument("--data-root", type=Path, default=default_data_root())
     args = p.parse_args()
     lr = 1e-3
-    spec = DataSpec("tiny_imagenet", path=dataset_dir("tiny_imagenet", args.data_root),
-                    classes=args.classes)
+    spec = DataSpec(
+        "tiny_imagenet", path=dataset_dir("tiny_imagenet", args.data_root), classes=args.classes
+    )
     bundle = load_bundle(spec)
-    print(f"data: {len(bundle.train.images)} train images, model {MODEL}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {len(bundle.train.images)} train images, model {MODEL}, batch {args.batch_size}, "
+        f"{args.epochs} epochs, torch threads {torch.get_num_threads()}"
+    )
     bare = bare_loop(bundle, args.epochs, args.batch_size, lr)
     with tempfile.TemporaryDirectory() as tmp:
-        trial = orchestrated(args.data_root, args.classes, args.epochs, args.batch_size, lr, Path(tmp))
+        trial = orchestrated(
+            args.data_root, args.classes, args.epochs, args.batch_size, lr, Path(tmp)
+        )
     steady_bare = statistics.median(bare[1:]) if len(bare) > 1 else bare[0]
     steady_trial = statistics.median(trial[1:]) if len(trial) > 1 else trial[0]
     print(f"{'':24}{'images/s per epoch':>40}{'steady':>10}")
-    print(f"{'(a) bare PyTorch loop':24}{' '.join(f'{r:7.1f}' for r in bare):>40}{steady_bare:10.1f}")
-    print(f"{'(b) archsweep trial':24}{' '.join(f'{r:7.1f}' for r in trial):>40}{steady_trial:10.1f}")
+    print(
+        f"{'(a) bare PyTorch loop':24}{' '.join(f'{r:7.1f}' for r in bare):>40}{steady_bare:10.1f}"
+    )
+    print(
+        f"{'(b) archsweep trial':24}{' '.join(f'{r:7.1f}' for r in trial):>40}{steady_trial:10.1f}"
+    )
     print(f"ratio (b)/(a): {steady_trial / steady_bare:.3f}  (goal >= 0.95)")
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from ray.tune.search.sample import Domain
 
 from orchestrator.study import Stage, Study, StudyError
-from trainables.config import DATA_KEYS, ConfigError, model_keys, validate_config
-from trainables.models import check_constraints, count_parameters, family_fields
+from trainables.config import DATA_KEYS, ConfigError, model_config, model_keys, validate_config
+from trainables.models import check_constraints, count_parameters
 
 
 @dataclass
@@ -84,24 +84,14 @@ def unpack(point: dict[Any, Any]) -> dict[str, Any]:
     for key, value in point.items():
         if isinstance(key, tuple):
             if not isinstance(value, list | tuple) or len(value) != len(key):
-                raise StudyError(f"grid value {value!r} for joint key {key} must have "
-                                 f"{len(key)} items, one per key")
+                raise StudyError(
+                    f"grid value {value!r} for joint key {key} must have "
+                    f"{len(key)} items, one per key"
+                )
             out.update(zip(key, value, strict=True))
         else:
             out[key] = value
     return out
-
-
-def model_config_from(config: dict[str, Any], data_info: dict[str, Any]) -> dict[str, Any]:
-    """The model part of a config, with the data's class and channel counts filled in."""
-    keys = model_keys(config)
-    model_cfg = {k: v for k, v in config.items() if k in keys}
-    fields = family_fields(model_cfg["model"])
-    if "num_classes" in fields and data_info.get("num_classes"):
-        model_cfg["num_classes"] = data_info["num_classes"]
-    if "in_channels" in fields:
-        model_cfg["in_channels"] = data_info["in_channels"]
-    return model_cfg
 
 
 def plan_stage(
@@ -124,8 +114,9 @@ def plan_stage(
             f"{sorted(grid)}); use tune.choice for categorical dimensions"
         )
     base = {**stage_base, **constants}
-    combos = [unpack(dict(zip(grid, values, strict=True)))
-              for values in itertools.product(*grid.values())]
+    combos = [
+        unpack(dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
+    ]
     repeats = stage.num_samples if stage.search == "random" else 1
     combos = [c for c in combos for _ in range(repeats)]
     if stage.search == "optuna":
@@ -156,7 +147,7 @@ def check_point(
     """Count parameters on the meta device and check the rules (skipped for sampled model keys)."""
     if sampled_keys & model_keys(config):
         return PlannedPoint(config=config, label=label, params=None)
-    model_cfg = model_config_from(config, data_info)
+    model_cfg = model_config(config, data_info)
     try:
         params = count_parameters(model_cfg)
         violations = [v.message for v in check_constraints(model_cfg, rules)] if rules else []

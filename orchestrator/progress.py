@@ -25,7 +25,6 @@ class StageProgress(Callback):
         self.done = self.stopped = self.failed = 0
         self.best: tuple[float, str] | None = None
         self.epochs_seen: dict[str, int] = {}
-        self.resumed = False
 
     def _better(self, value: float) -> bool:
         if self.best is None:
@@ -35,7 +34,9 @@ class StageProgress(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         value = result.get(self.metric)
         name = trial.config.get("label") or trial.trial_id
         if isinstance(value, int | float) and not result.get("infeasible") and self._better(value):

@@ -18,7 +18,7 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
-import ray  # noqa: E402  (after the environment above)
+import ray
 
 
 def log_to_file(log_path: Path) -> None:
@@ -32,7 +32,9 @@ def log_to_file(log_path: Path) -> None:
         logger.propagate = False
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+def start_ray(
+    address: str | None, num_cpus: int | None = None, num_gpus: int | None = None
+) -> None:
     """Join `address` ("auto" = the cluster this machine belongs to) or start a local Ray."""
     if ray.is_initialized():
         return

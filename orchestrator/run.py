@@ -16,17 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import ray_setup
-from orchestrator.plan import model_config_from, plan_stage
+from orchestrator.plan import plan_stage
 from orchestrator.records import StudyRecord, rel
 from orchestrator.study import FromStudy, Stage, Study, StudyError, load_study
 from orchestrator.tuner import Resources, infeasible_record, run_stage, trial_record
-from trainables.config import ConfigError, split_config
-from trainables.data import DataBundle, DataError, DataSpec, dataset_dir, default_data_root, load_bundle
+from trainables.config import ConfigError, bundle_info, model_config, split_config
+from trainables.data import (
+    DataBundle,
+    DataError,
+    DataSpec,
+    dataset_dir,
+    default_data_root,
+    load_bundle,
+)
 from trainables.evaluate import evaluate_checkpoint
 from trainables.models import count_parameters
 from trainables.trainable import DEFAULT_METRIC
 
-SMOKE = {"epochs": 1, "max_batches": 3}
+# Enough to exercise every code path of every trial (train, validate, checkpoint, report).
+SMOKE = {"epochs": 1, "max_batches": 2, "batch_size": 32}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,23 +43,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a study file's stages as Ray Tune sweeps (resumes when run again).",
     )
     p.add_argument("study_file", help="a study file, e.g. search_spaces/activations.py")
-    p.add_argument("--smoke", action="store_true",
-                   help="every trial one epoch of 3 batches: validates a study in seconds")
-    p.add_argument("--data-root", type=Path, default=None,
-                   help="folder holding the data sets (default: $ARCHSWEEP_DATA, else ./data)")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every trial one epoch of 2 batches of 32: validates a study in a minute",
+    )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="folder holding the data sets (default: $ARCHSWEEP_DATA, else ./data)",
+    )
     p.add_argument("--storage", default="runs", help="where experiment folders go (default: runs)")
     p.add_argument("--name", default=None, help="experiment folder name (default: the study's)")
-    p.add_argument("--address", default=None,
-                   help="join a Ray cluster ('auto' = the one this machine belongs to)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join a Ray cluster ('auto' = the one this machine belongs to)",
+    )
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
-                   help="GPUs per trial; fractions such as 0.25 share one GPU among trials")
+    p.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=0.0,
+        help="GPUs per trial; fractions such as 0.25 share one GPU among trials",
+    )
     p.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as fit")
     p.add_argument("--seed", type=int, default=0, help="seed of samplers (random, Optuna)")
-    p.add_argument("--fresh", action="store_true",
-                   help="start over; the old experiment folder is moved aside, never deleted")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base-config value of every stage, e.g. --set epochs=5")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over; the old experiment folder is moved aside, never deleted",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base-config value of every stage, e.g. --set epochs=5",
+    )
     return p.parse_args(argv)
 
 
@@ -91,15 +121,19 @@ def resolve_references(config: dict[str, Any], storage: Path) -> dict[str, Any]:
             )
         record = json.loads(path.read_text())
         stages = [s for s in record["stages"] if s.get("best")]
-        stage = next((s for s in stages if s["name"] == value.stage), None) if value.stage else (
-            stages[-1] if stages else None)
+        stage = (
+            next((s for s in stages if s["name"] == value.stage), None)
+            if value.stage
+            else (stages[-1] if stages else None)
+        )
         if stage is None:
-            raise StudyError(f"{key}=FromStudy({value.study!r}, stage={value.stage!r}): no finished "
-                             f"stage with a best trial in {path}")
+            raise StudyError(
+                f"{key}=FromStudy({value.study!r}, stage={value.stage!r}): no finished "
+                f"stage with a best trial in {path}"
+            )
         best = stage["best"]
         if key == "encoder":
-            out[key] = {k: v for k, v in best["config"].items()
-                        if k in model_config_from(best["config"], {"in_channels": 3})}
+            out[key] = model_config(best["config"], {})
             out["encoder_checkpoint"] = str((storage / value.study / best["checkpoint"]).resolve())
         else:
             out[key] = str((storage / value.study / best["checkpoint"]).resolve())
@@ -113,8 +147,10 @@ def inherited_config(study: Study, stage: Stage, record: StudyRecord) -> dict[st
     source = study.stages[index - 1].name if stage.inherit == "previous" else stage.inherit
     best = record.stage(source).get("best")
     if not best:
-        raise StudyError(f"stage {stage.name!r} inherits from {source!r}, which has no trained "
-                         "configuration (every trial was infeasible or failed); see study.json")
+        raise StudyError(
+            f"stage {stage.name!r} inherits from {source!r}, which has no trained "
+            "configuration (every trial was infeasible or failed); see study.json"
+        )
     return {k: v for k, v in best["config"].items() if k not in ("label", "max_batches")}
 
 
@@ -140,20 +176,20 @@ class DataCache:
             t0 = time.perf_counter()
             self.bundles[key] = load_bundle(spec)
             b = self.bundles[key]
-            print(f"data: {spec.dataset} from {spec.path}: {len(b.train.images)} train / "
-                  f"{len(b.val.images)} val / {len(b.test.images)} test, "
-                  f"{len(b.class_names) if b.task == 'classification' else 'binary masks'} "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"data: {spec.dataset} from {spec.path}: {len(b.train.images)} train / "
+                f"{len(b.val.images)} val / {len(b.test.images)} test, "
+                f"{len(b.class_names) if b.task == 'classification' else 'binary masks'} "
+                f"({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
         return self.bundles[key]
 
 
-def data_info(bundle: DataBundle) -> dict[str, Any]:
-    return {"num_classes": len(bundle.class_names) if bundle.task == "classification" else None,
-            "in_channels": bundle.in_channels}
-
-
 def pick_best(trials: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
-    scored = [t for t in trials if t["status"] not in ("infeasible", "error") and metric in t["best"]]
+    scored = [
+        t for t in trials if t["status"] not in ("infeasible", "error") and metric in t["best"]
+    ]
     if not scored:
         return None
     sign = 1 if mode == "max" else -1
@@ -174,9 +210,15 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
 
     record = StudyRecord.open(
         run_dir,
-        {"study": study.name, "trainable": study.trainable, "metric": metric, "mode": mode,
-         "description": study.description, "constraints": study.constraints,
-         "smoke": bool(args.smoke)},
+        {
+            "study": study.name,
+            "trainable": study.trainable,
+            "metric": metric,
+            "mode": mode,
+            "description": study.description,
+            "constraints": study.constraints,
+            "smoke": bool(args.smoke),
+        },
         [s.name for s in study.stages],
     )
     ray_setup.log_to_file(run_dir / "orchestrator.log")
@@ -188,20 +230,37 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
         if srec["status"] == "finished":
             print(f"[{stage.name}] finished earlier; best: {(srec.get('best') or {}).get('label')}")
             continue
-        base = {**study.base, **inherited_config(study, stage, record), **stage.config,
-                **overrides, **(SMOKE if args.smoke else {})}
+        base = {
+            **study.base,
+            **inherited_config(study, stage, record),
+            **stage.config,
+            **overrides,
+            **(SMOKE if args.smoke else {}),
+        }
         base = resolve_references(base, storage)
         bundle = data.get(base)
-        record.data["data"] = {"dataset": bundle.name, "class_names": list(bundle.class_names),
-                               "train": len(bundle.train.images), "val": len(bundle.val.images),
-                               "test": len(bundle.test.images), "image_size": bundle.image_size}
-        plan = plan_stage(study, stage, base, data_info(bundle))
+        record.data["data"] = {
+            "dataset": bundle.name,
+            "class_names": list(bundle.class_names),
+            "train": len(bundle.train.images),
+            "val": len(bundle.val.images),
+            "test": len(bundle.test.images),
+            "image_size": bundle.image_size,
+        }
+        plan = plan_stage(study, stage, base, bundle_info(bundle))
         infeasible = [infeasible_record(p) for p in plan.points if not p.feasible]
         for t in infeasible:
             print(f"[{stage.name}] infeasible {t['label'] or ''}: {t['reason']}", flush=True)
-        srec.update(title=stage.title or stage.name, label=stage.label, status="running",
-                    epochs=plan.base["epochs"], scheduler=stage.scheduler, search=stage.search,
-                    compare=plan.varied_keys, trials=infeasible)
+        srec.update(
+            title=stage.title or stage.name,
+            label=stage.label,
+            status="running",
+            epochs=plan.base["epochs"],
+            scheduler=stage.scheduler,
+            search=stage.search,
+            compare=plan.varied_keys,
+            trials=infeasible,
+        )
         record.save()
 
         trials = list(infeasible)
@@ -209,29 +268,48 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
             results = run_stage(study, plan, bundle, run_dir, resources, metric, mode)
             for result in results:
                 t = trial_record(result, run_dir, metric, mode)
-                t["params"] = count_parameters(model_config_from(t["config"], data_info(bundle)))
+                t["params"] = count_parameters(model_config(t["config"], bundle_info(bundle)))
                 trials.append(t)
         order = {p.label: i for i, p in enumerate(plan.points)}
         trials.sort(key=lambda t: (order.get(t["label"], len(order)), t["trial_id"] or ""))
         best = pick_best(trials, metric, mode)
-        srec.update(trials=trials, status="finished", best=None if best is None else {
-            "trial_id": best["trial_id"], "label": best["label"], "config": best["config"],
-            "checkpoint": best["best_checkpoint"], "value": best["best"][metric]})
+        srec.update(
+            trials=trials,
+            status="finished",
+            best=None
+            if best is None
+            else {
+                "trial_id": best["trial_id"],
+                "label": best["label"],
+                "config": best["config"],
+                "checkpoint": best["best_checkpoint"],
+                "value": best["best"][metric],
+            },
+        )
         record.save()
         if stage.evaluate and best and best["best_checkpoint"]:
             evaluation = evaluate_checkpoint(
-                run_dir / best["best_checkpoint"], bundle, study.trainable, run_dir / "evaluation",
-                stage.name, best["trial_id"])
-            record.data["evaluations"][stage.name] = rel(run_dir / "evaluation" / f"{stage.name}.json",
-                                                         run_dir)
+                run_dir / best["best_checkpoint"],
+                bundle,
+                study.trainable,
+                run_dir / "evaluation",
+                stage.name,
+                best["trial_id"],
+            )
+            record.data["evaluations"][stage.name] = rel(
+                run_dir / "evaluation" / f"{stage.name}.json", run_dir
+            )
             record.save()
             shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluation["metrics"].items())
             print(f"[{stage.name}] test set: {shown}", flush=True)
 
     record.data["status"] = "finished"
     record.save()
-    print(f"study {study.name} finished: {run_dir / 'study.json'}; "
-          f"report: python -m analysis.report {run_dir}", flush=True)
+    print(
+        f"study {study.name} finished: {run_dir / 'study.json'}; "
+        f"report: python -m analysis.report {run_dir}",
+        flush=True,
+    )
     return 0
 
 

@@ -22,8 +22,14 @@ def plain(value: Any) -> Any:
 
 
 class PlannedSearcher(Searcher):
-    def __init__(self, points: list[dict[str, Any]], sampled: dict[str, Domain], seed: int = 0,
-                 metric: str | None = None, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        points: list[dict[str, Any]],
+        sampled: dict[str, Domain],
+        seed: int = 0,
+        metric: str | None = None,
+        mode: str | None = None,
+    ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.points = points
         self.sampled = sampled
@@ -39,7 +45,9 @@ class PlannedSearcher(Searcher):
             config[key] = plain(domain.sample(random_state=self.rng))
         return config
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         """Nothing to learn: the points were fixed by the plan."""
 
     def get_state(self) -> dict[str, Any]:

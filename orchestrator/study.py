@@ -95,9 +95,13 @@ def load_study(path: str | Path) -> Study:
     path = Path(path)
     if not path.is_file():
         hint = ""
-        examples = sorted(Path("search_spaces").glob("*.py")) if Path("search_spaces").is_dir() else []
+        examples = (
+            sorted(Path("search_spaces").glob("*.py")) if Path("search_spaces").is_dir() else []
+        )
         if examples:
-            hint = "; study files here: " + ", ".join(str(p) for p in examples if p.name != "__init__.py")
+            hint = "; study files here: " + ", ".join(
+                str(p) for p in examples if p.name != "__init__.py"
+            )
         raise StudyError(f"study file {str(path)!r} does not exist{hint}")
     namespace = runpy.run_path(str(path), run_name="archsweep_study")
     study = namespace.get("study")
@@ -120,8 +124,9 @@ def validate_study(study: Study) -> None:
         raise StudyError(f"study {study.name!r} has no stages")
     unknown_asha = set(study.asha) - {"grace_period", "reduction_factor"}
     if unknown_asha:
-        raise StudyError(f"unknown asha setting(s) {sorted(unknown_asha)}; valid: grace_period, "
-                         "reduction_factor")
+        raise StudyError(
+            f"unknown asha setting(s) {sorted(unknown_asha)}; valid: grace_period, reduction_factor"
+        )
     seen: list[str] = []
     for stage in study.stages:
         if not stage.name.replace("-", "").replace("_", "").isalnum():
@@ -129,15 +134,21 @@ def validate_study(study: Study) -> None:
         if stage.name in seen or stage.name == "evaluation":
             raise StudyError(f"stage name {stage.name!r} is used twice or reserved")
         if stage.scheduler not in SCHEDULERS:
-            raise StudyError(f"stage {stage.name!r}: scheduler={stage.scheduler!r} is not valid; "
-                             f"choose one of {SCHEDULERS}")
+            raise StudyError(
+                f"stage {stage.name!r}: scheduler={stage.scheduler!r} is not valid; "
+                f"choose one of {SCHEDULERS}"
+            )
         if stage.search not in SEARCHERS:
-            raise StudyError(f"stage {stage.name!r}: search={stage.search!r} is not valid; "
-                             f"choose one of {SEARCHERS}")
+            raise StudyError(
+                f"stage {stage.name!r}: search={stage.search!r} is not valid; "
+                f"choose one of {SEARCHERS}"
+            )
         valid_inherit = ["previous", "base", *seen]
         if stage.inherit not in valid_inherit:
-            raise StudyError(f"stage {stage.name!r}: inherit={stage.inherit!r} is not valid; "
-                             f"choose one of {valid_inherit}")
+            raise StudyError(
+                f"stage {stage.name!r}: inherit={stage.inherit!r} is not valid; "
+                f"choose one of {valid_inherit}"
+            )
         if stage.num_samples < 1:
             raise StudyError(f"stage {stage.name!r}: num_samples={stage.num_samples} must be >= 1")
         seen.append(stage.name)

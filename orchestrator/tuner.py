@@ -61,8 +61,10 @@ def make_search(plan: StagePlan, metric: str, mode: str, seed: int) -> tuple[Any
         searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
         return searcher, plan.stage.num_samples
     # Only what differs from the stage's constants: those stay in param_space for every trial.
-    points = [{k: v for k, v in p.config.items() if k not in plan.base or plan.base[k] != v}
-              for p in plan.feasible]
+    points = [
+        {k: v for k, v in p.config.items() if k not in plan.base or plan.base[k] != v}
+        for p in plan.feasible
+    ]
     return PlannedSearcher(points, plan.sampled, seed=seed), len(points)
 
 
@@ -82,7 +84,9 @@ def run_stage(
     mode: str,
 ) -> tune.ResultGrid:
     """Fit (or resume) the stage's Tuner and return Ray's results."""
-    setup = TrialSetup(task=study.trainable, metric=metric, mode=mode, constraints=study.constraints)
+    setup = TrialSetup(
+        task=study.trainable, metric=metric, mode=mode, constraints=study.constraints
+    )
     trainable = make_trainable(study, bundle, setup, resources)
     # Planned searches draw the sampled keys themselves; Optuna reads them from param_space.
     param_space = {**plan.base, **(plan.sampled if plan.stage.search == "optuna" else {})}
@@ -101,10 +105,13 @@ def run_stage(
     )
     if tune.Tuner.can_restore(str(stage_dir)):
         tuner = tune.Tuner.restore(
-            str(stage_dir), trainable, resume_unfinished=True, resume_errored=False,
+            str(stage_dir),
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
             param_space=param_space,
         )
-        progress.resumed = True
+        print(f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True)
     else:
         searcher, num_samples = make_search(plan, metric, mode, resources.seed)
         tuner = tune.Tuner(
@@ -139,7 +146,9 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
         value = row.get(metric)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        if best_row is None or (value > best_row[metric] if mode == "max" else value < best_row[metric]):
+        if best_row is None or (
+            value > best_row[metric] if mode == "max" else value < best_row[metric]
+        ):
             best_row = row
     epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
     status, reason = stop_status(result, last, epochs_run, int(config.get("epochs", 0)))
@@ -151,8 +160,21 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
             ckpt = None
         ckpt = ckpt or result.checkpoint
         best_ckpt = rel(ckpt.path, run_dir) if ckpt is not None else None
-    keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_iou", "val_dice",
-            "val_pixel_acc", "train_iou", "lr", "images_per_s", "epoch_time_s", "train_time_s")
+    keep = (
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_iou",
+        "val_dice",
+        "val_pixel_acc",
+        "train_iou",
+        "lr",
+        "images_per_s",
+        "epoch_time_s",
+        "train_time_s",
+    )
     return {
         "trial_id": last.get("trial_id") or Path(result.path).name,
         "label": config.get("label"),
@@ -169,7 +191,9 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
     }
 
 
-def stop_status(result: tune.Result, last: dict, epochs_run: int, epochs: int) -> tuple[str, str | None]:
+def stop_status(
+    result: tune.Result, last: dict, epochs_run: int, epochs: int
+) -> tuple[str, str | None]:
     if last.get("infeasible"):
         return "infeasible", last.get("reason")
     if result.error is not None:

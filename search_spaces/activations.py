@@ -17,8 +17,12 @@ study = Study(
     base={**TINY_IMAGENET_10, **COURSE_TRAINING, **RESNET_SMALL},
     constraints={"max_params": 5_000_000, "max_channels": 512},
     stages=[
-        Stage("activations", title="Activations", label="3.3",
-              space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
-              evaluate=True),
+        Stage(
+            "activations",
+            title="Activations",
+            label="3.3",
+            space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
+            evaluate=True,
+        ),
     ],
 )

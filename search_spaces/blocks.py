@@ -15,7 +15,12 @@ study = Study(
     base={**TINY_IMAGENET_10, **COURSE_TRAINING, **RESNET_SMALL},
     constraints={"max_params": 5_000_000, "max_channels": 512},
     stages=[
-        Stage("blocks", title="Blocks per stage", label="3.2", scheduler="fifo",
-              space={"blocks": tune.grid_search([1, 2, 3])}),
+        Stage(
+            "blocks",
+            title="Blocks per stage",
+            label="3.2",
+            scheduler="fifo",
+            space={"blocks": tune.grid_search([1, 2, 3])},
+        ),
     ],
 )

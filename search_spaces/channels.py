@@ -15,7 +15,15 @@ study = Study(
     base={**TINY_IMAGENET_10, **COURSE_TRAINING, **RESNET_18},
     constraints={"max_params": 5_000_000, "max_channels": 512},
     stages=[
-        Stage("channels", title="Channels", label="3.1", space={"channels": tune.grid_search(
-            [(64, 128, 256, 512), (32, 64, 128, 256), (64, 128, 256)])}),
+        Stage(
+            "channels",
+            title="Channels",
+            label="3.1",
+            space={
+                "channels": tune.grid_search(
+                    [(64, 128, 256, 512), (32, 64, 128, 256), (64, 128, 256)]
+                )
+            },
+        ),
     ],
 )

@@ -17,7 +17,12 @@ study = Study(
     base={**TINY_IMAGENET_10, **COURSE_TRAINING, **STRICT_RESNET},
     constraints={"max_params": 5_000_000, "max_channels": 256, "dropout_range": [0.1, 0.3]},
     stages=[
-        Stage("dropout", title="Dropout", label="3.2", scheduler="fifo",
-              space={"dropout": tune.grid_search([0.0, 0.1, 0.2, 0.3])}),
+        Stage(
+            "dropout",
+            title="Dropout",
+            label="3.2",
+            scheduler="fifo",
+            space={"dropout": tune.grid_search([0.0, 0.1, 0.2, 0.3])},
+        ),
     ],
 )

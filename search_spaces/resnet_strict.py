@@ -38,19 +38,40 @@ study = Study(
     },
     stages=[
         Stage("baseline", title="Baseline", label="Baseline", scheduler="fifo"),
-        Stage("channels", title="Channel configurations", label="3.1", space={
-            ("stem_channels", "channels", "blocks"): tune.grid_search([
-                (64, (64, 128, 256), (1, 2, 2)),
-                (128, (128, 128, 256), (1, 2, 2)),
-                (64, (64, 128, 256, 256), (1, 1, 2, 1)),
-                (64, (64, 128, 256, 512), (1, 1, 1, 1)),  # breaks the 256-channel rule
-            ]),
-        }),
-        Stage("dropout", title="Dropout", label="3.2",
-              space={"dropout": tune.grid_search([0.1, 0.2, 0.3])}),
-        Stage("activations", title="Activations", label="3.3",
-              space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])}),
-        Stage("final", title="Final model", label="Final", config=FINAL_TRAINING,
-              scheduler="fifo", evaluate=True),
+        Stage(
+            "channels",
+            title="Channel configurations",
+            label="3.1",
+            space={
+                ("stem_channels", "channels", "blocks"): tune.grid_search(
+                    [
+                        (64, (64, 128, 256), (1, 2, 2)),
+                        (128, (128, 128, 256), (1, 2, 2)),
+                        (64, (64, 128, 256, 256), (1, 1, 2, 1)),
+                        (64, (64, 128, 256, 512), (1, 1, 1, 1)),  # breaks the 256-channel rule
+                    ]
+                ),
+            },
+        ),
+        Stage(
+            "dropout",
+            title="Dropout",
+            label="3.2",
+            space={"dropout": tune.grid_search([0.1, 0.2, 0.3])},
+        ),
+        Stage(
+            "activations",
+            title="Activations",
+            label="3.3",
+            space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
+        ),
+        Stage(
+            "final",
+            title="Final model",
+            label="Final",
+            config=FINAL_TRAINING,
+            scheduler="fifo",
+            evaluate=True,
+        ),
     ],
 )

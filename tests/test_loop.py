@@ -18,13 +18,22 @@ TINY = {"model": "resnet", "channels": (8, 16), "blocks": (1, 1), "stem": "cifar
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory):
-    root = write_tiny_imagenet(tmp_path_factory.mktemp("tin") / "tiny-imagenet-200", n_classes=3,
-                               train_per_class=20, val_per_class=4)
+    root = write_tiny_imagenet(
+        tmp_path_factory.mktemp("tin") / "tiny-imagenet-200",
+        n_classes=3,
+        train_per_class=20,
+        val_per_class=4,
+    )
     return load_bundle(DataSpec("tiny_imagenet", path=root), cache_dir=root.parent / "cache")
 
 
-def run_local(config: dict, bundle, trial_dir: Path, setup: TrialSetup | None = None,
-              session: ray_io.LocalSession | None = None) -> ray_io.LocalSession:
+def run_local(
+    config: dict,
+    bundle,
+    trial_dir: Path,
+    setup: TrialSetup | None = None,
+    session: ray_io.LocalSession | None = None,
+) -> ray_io.LocalSession:
     session = session or ray_io.LocalSession(trial_dir)
     ray_io.use_local_session(session)
     try:
@@ -35,9 +44,17 @@ def run_local(config: dict, bundle, trial_dir: Path, setup: TrialSetup | None = 
 
 
 def base_config(**extra) -> dict:
-    return {"dataset": "tiny_imagenet", "epochs": 4, "batch_size": 16, "optimizer": "sgd",
-            "lr": 0.05, "scheduler": "cosine", "augment": {"hflip": True, "crop_padding": 4},
-            **TINY, **extra}
+    return {
+        "dataset": "tiny_imagenet",
+        "epochs": 4,
+        "batch_size": 16,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "scheduler": "cosine",
+        "augment": {"hflip": True, "crop_padding": 4},
+        **TINY,
+        **extra,
+    }
 
 
 def test_resume_from_checkpoint_continues_exactly(bundle, tmp_path: Path) -> None:
@@ -63,7 +80,9 @@ def test_nan_loss_ends_trial_as_diverged(bundle, tmp_path: Path) -> None:
     assert len(session.reports) < 4
 
 
-def test_sampled_config_breaking_a_constraint_is_reported_infeasible(bundle, tmp_path: Path) -> None:
+def test_sampled_config_breaking_a_constraint_is_reported_infeasible(
+    bundle, tmp_path: Path
+) -> None:
     setup = TrialSetup(task="classification", constraints={"max_channels": 8})
     session = run_local(base_config(), bundle, tmp_path, setup)
     (only,) = session.reports
@@ -87,7 +106,7 @@ def test_onecycle_steps_per_batch_and_cosine_per_epoch() -> None:
 
 
 def test_config_validation_names_bad_values() -> None:
-    with pytest.raises(ConfigError, match="optimizer='rmsprop'.*sgd"):
+    with pytest.raises(ConfigError, match=r"optimizer='rmsprop'.*sgd"):
         validate_config({**base_config(), "optimizer": "rmsprop"}, "classification")
     with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['dropuot'\]"):
         validate_config({**base_config(), "dropuot": 0.1}, "classification")

@@ -1,4 +1,4 @@
-"""The orchestrator end to end with real Ray on CPU, on synthetic data in the real on-disk layouts."""
+"""The orchestrator end to end with real Ray on CPU, on synthetic data in real on-disk layouts."""
 
 from __future__ import annotations
 
@@ -19,13 +19,17 @@ TINY_MODEL = {"model": "resnet", "channels": (8, 16), "blocks": (1, 1), "stem": 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    write_tiny_imagenet(root / "tiny-imagenet-200", n_classes=4, train_per_class=30, val_per_class=6)
+    write_tiny_imagenet(
+        root / "tiny-imagenet-200", n_classes=4, train_per_class=30, val_per_class=6
+    )
     write_lunar(root / "MOON_SEGMENTATION_BINARY", n=24, size=64)
     return root
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
@@ -41,21 +45,29 @@ def read_results(trial_dir: Path) -> list[dict]:
 
 # --- validation before Ray starts ---------------------------------------------------------------
 
+
 def test_missing_study_file_names_the_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search_spaces/no_such_study.py"]) == 2
     err = capsys.readouterr().err
     assert "no_such_study.py" in err and "does not exist" in err
 
 
-def test_unknown_config_key_is_named_with_valid_keys(tmp_path: Path, data_root: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    study = write_study(tmp_path, "typo", f"""
+def test_unknown_config_key_is_named_with_valid_keys(
+    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = write_study(
+        tmp_path,
+        "typo",
+        f"""
         from ray import tune
         from orchestrator.study import Stage, Study
         study = Study(name="typo", trainable="classification",
-                      base={{"dataset": "tiny_imagenet", "classes": 2, "epochs": 1, **{TINY_MODEL!r}}},
-                      stages=[Stage("s1", space={{"learning_rate": tune.grid_search([0.1, 0.01])}})])
-    """)
+                      base={{"dataset": "tiny_imagenet", "classes": 2, "epochs": 1,
+                            **{TINY_MODEL!r}}},
+                      stages=[Stage("s1",
+                                    space={{"learning_rate": tune.grid_search([0.1, 0.01])}})])
+    """,
+    )
     code = main([str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert code == 2
@@ -72,7 +84,7 @@ def test_study_file_without_study_object(tmp_path: Path) -> None:
 def test_bad_stage_settings_are_rejected() -> None:
     from orchestrator.study import validate_study
 
-    with pytest.raises(StudyError, match="scheduler='hyperband'.*asha"):
+    with pytest.raises(StudyError, match=r"scheduler='hyperband'.*asha"):
         validate_study(Study("s", "classification", {}, [Stage("a", scheduler="hyperband")]))
     with pytest.raises(StudyError, match="inherit='nope'"):
         validate_study(Study("s", "classification", {}, [Stage("a"), Stage("b", inherit="nope")]))
@@ -80,7 +92,11 @@ def test_bad_stage_settings_are_rejected() -> None:
 
 def test_set_overrides_parse_literals() -> None:
     assert parse_overrides(["epochs=5", "lr=1e-3", "channels=(8,16)", "optimizer=sgd"]) == {
-        "epochs": 5, "lr": 1e-3, "channels": (8, 16), "optimizer": "sgd"}
+        "epochs": 5,
+        "lr": 1e-3,
+        "channels": (8, 16),
+        "optimizer": "sgd",
+    }
     with pytest.raises(StudyError, match="KEY=VALUE"):
         parse_overrides(["epochs"])
 
@@ -89,8 +105,13 @@ def test_plan_labels_joint_keys_and_infeasible_points() -> None:
     from ray import tune
 
     study = Study("s", "classification", {}, [], constraints={"max_channels": 16})
-    stage = Stage("c", label="3.1", space={("channels", "blocks"): tune.grid_search(
-        [((8, 16), (1, 1)), ((8, 16, 32), (1, 1, 1))])})
+    stage = Stage(
+        "c",
+        label="3.1",
+        space={
+            ("channels", "blocks"): tune.grid_search([((8, 16), (1, 1)), ((8, 16, 32), (1, 1, 1))])
+        },
+    )
     base = {"dataset": "tiny_imagenet", "epochs": 1, **TINY_MODEL}
     plan = plan_stage(study, stage, base, {"num_classes": 4, "in_channels": 3})
     assert [p.label for p in plan.points] == ["3.1-A", "3.1-B"]
@@ -102,12 +123,16 @@ def test_plan_labels_joint_keys_and_infeasible_points() -> None:
 
 # --- real Ray runs ------------------------------------------------------------------------------
 
+
 def test_two_stage_study_asha_divergence_inheritance_tensorboard(
     tmp_path: Path, data_root: Path, ray_session: object
 ) -> None:
     """Stage 1: a good lr first, then hopeless and exploding ones; ASHA must stop one early, the
     exploding one must end as diverged, and stage 2 must start from stage 1's best lr."""
-    study = write_study(tmp_path, "two_stage", f"""
+    study = write_study(
+        tmp_path,
+        "two_stage",
+        f"""
         from ray import tune
         from orchestrator.study import Stage, Study
         study = Study(
@@ -122,10 +147,22 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
                                                 "channels": tune.grid_search([(8, 16), (8, 128)])}},
                       evaluate=True),
             ])
-    """)
+    """,
+    )
     runs = tmp_path / "runs"
-    code = main([str(study), "--data-root", str(data_root), "--storage", str(runs),
-                 "--max-concurrent", "1", "--cpus-per-trial", "1"])
+    code = main(
+        [
+            str(study),
+            "--data-root",
+            str(data_root),
+            "--storage",
+            str(runs),
+            "--max-concurrent",
+            "1",
+            "--cpus-per-trial",
+            "1",
+        ]
+    )
     assert code == 0
     record = json.loads((runs / "two_stage" / "study.json").read_text())
     assert record["status"] == "finished"
@@ -172,28 +209,37 @@ def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
     tmp_path: Path, data_root: Path, ray_session: object
 ) -> None:
     runs = tmp_path / "runs"
-    clf = write_study(tmp_path, "clf", f"""
+    clf = write_study(
+        tmp_path,
+        "clf",
+        f"""
         from orchestrator.study import Stage, Study
         study = Study(name="clf", trainable="classification",
                       base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1,
                             "batch_size": 32, **{TINY_MODEL!r}}},
                       stages=[Stage("only", scheduler="fifo")])
-    """)
+    """,
+    )
     assert main([str(clf), "--data-root", str(data_root), "--storage", str(runs)]) == 0
-    seg = write_study(tmp_path, "seg", """
+    seg = write_study(
+        tmp_path,
+        "seg",
+        """
         from orchestrator.study import FromStudy, Stage, Study
         study = Study(name="seg", trainable="segmentation",
                       base={"dataset": "lunar", "epochs": 3, "batch_size": 8,
                             "model": "unet_backbone", "encoder": FromStudy("clf"),
                             "freeze_schedule": "unfreeze_at", "unfreeze_epoch": 3},
                       stages=[Stage("freeze", scheduler="fifo", evaluate=True)])
-    """)
+    """,
+    )
     assert main([str(seg), "--data-root", str(data_root), "--storage", str(runs)]) == 0
     record = json.loads((runs / "seg" / "study.json").read_text())
     (trial,) = record["stages"][0]["trials"]
     assert trial["status"] == "completed", trial["reason"]
     assert trial["config"]["encoder_checkpoint"].endswith(
-        (json.loads((runs / "clf" / "study.json").read_text())["stages"][0]["best"]["checkpoint"]))
+        json.loads((runs / "clf" / "study.json").read_text())["stages"][0]["best"]["checkpoint"]
+    )
     rows = read_results(runs / "seg" / trial["trial_dir"])
     moved = [r["encoder_update_norm"] for r in rows]
     assert moved[0] == 0.0 and moved[1] == 0.0  # frozen in epochs 1-2

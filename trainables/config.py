@@ -53,7 +53,10 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "onecycle", "step", "plateau")
 PRECISIONS = ("fp32", "bf16")
 FREEZE_SCHEDULES = ("none", "frozen", "unfreeze_at")
-LOSSES = {"classification": ("auto", "cross_entropy"), "segmentation": ("auto", "bce", "dice", "bce_dice")}
+LOSSES = {
+    "classification": ("auto", "cross_entropy"),
+    "segmentation": ("auto", "bce", "dice", "bce_dice"),
+}
 
 DATA_KEYS = frozenset(DATA_DEFAULTS)
 TRAINER_KEYS = frozenset(TRAINER_DEFAULTS)
@@ -66,7 +69,9 @@ class ConfigError(ValueError):
 def model_family(config: Mapping[str, Any]) -> str:
     family = config.get("model")
     if family not in list_families():
-        raise ConfigError(f"model={family!r} is not a model family; valid: {', '.join(list_families())}")
+        raise ConfigError(
+            f"model={family!r} is not a model family; valid: {', '.join(list_families())}"
+        )
     return family
 
 
@@ -116,3 +121,27 @@ def split_config(config: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     trainer = {k: full[k] for k in TRAINER_KEYS}
     model = {k: v for k, v in full.items() if k in model_keys(full)}
     return data, trainer, model
+
+
+def model_config(config: Mapping[str, Any], data_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The model part of a trial config, with the data set's facts filled in.
+
+    `data_info`: num_classes (None for segmentation), in_channels, image_size. The model never
+    sees a class count in the study file: it follows the data, so `classes=7` just works.
+    """
+    keys = model_keys(config)
+    model_cfg = {k: v for k, v in config.items() if k in keys}
+    fields = family_fields(model_cfg["model"])
+    for key in ("num_classes", "in_channels", "image_size"):
+        if key in fields and data_info.get(key) is not None:
+            model_cfg[key] = data_info[key]
+    return model_cfg
+
+
+def bundle_info(bundle: Any) -> dict[str, Any]:
+    """`data_info` of a DataBundle."""
+    return {
+        "num_classes": len(bundle.class_names) if bundle.task == "classification" else None,
+        "in_channels": bundle.in_channels,
+        "image_size": bundle.image_size,
+    }

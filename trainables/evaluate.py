@@ -14,13 +14,15 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from trainables import ray_io
-from trainables.jsonio import write_json_atomic
 from trainables.data import DataBundle, TensorLoader
+from trainables.jsonio import write_json_atomic
 from trainables.models import build_model
 from trainables.tasks import make_task, targets_for
 
 
-def load_model(checkpoint_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(
+    checkpoint_dir: Path, device: torch.device
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     state = ray_io.load_state(checkpoint_dir, map_location=device)
     model = build_model(state["model_config"]).to(device)
     model.load_state_dict(state["model"])
@@ -29,11 +31,24 @@ def load_model(checkpoint_dir: Path, device: torch.device) -> tuple[torch.nn.Mod
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, bundle: DataBundle, state: dict, device: torch.device,
-            task: str, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, float]:
+def predict(
+    model: torch.nn.Module,
+    bundle: DataBundle,
+    state: dict,
+    device: torch.device,
+    task: str,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(targets, predictions, mean loss) over the test split, in split order."""
-    loader = TensorLoader(bundle.test, batch_size=batch_size, device=device, shuffle=False,
-                          augment=None, mean=tuple(state["mean"]), std=tuple(state["std"]))
+    loader = TensorLoader(
+        bundle.test,
+        batch_size=batch_size,
+        device=device,
+        shuffle=False,
+        augment=None,
+        mean=tuple(state["mean"]),
+        std=tuple(state["std"]),
+    )
     trainer = {"label_smoothing": 0.0, "loss": "auto", "pos_weight": 1.0}
     task_obj = make_task(task, trainer)
     ys, preds, loss_sum, n = [], [], 0.0, 0
@@ -56,9 +71,12 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: list[st
         y_true, y_pred, labels=labels, zero_division=0
     )
     confusion = confusion_matrix(y_true, y_pred, labels=labels)
-    off = [(int(confusion[i, j]), i, j) for i in labels for j in labels if i != j and confusion[i, j]]
+    off = [
+        (int(confusion[i, j]), i, j) for i in labels for j in labels if i != j and confusion[i, j]
+    ]
     most_confused = [
-        {"true": names[i], "pred": names[j], "count": c} for c, i, j in sorted(off, reverse=True)[:10]
+        {"true": names[i], "pred": names[j], "count": c}
+        for c, i, j in sorted(off, reverse=True)[:10]
     ]
     return {
         "metrics": {
@@ -66,8 +84,13 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: list[st
             "test_macro_f1": float(f1.mean()),
         },
         "per_class": [
-            {"class": names[i], "precision": float(precision[i]), "recall": float(recall[i]),
-             "f1": float(f1[i]), "support": int(support[i])}
+            {
+                "class": names[i],
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i in labels
         ],
         "confusion": confusion.tolist(),
@@ -91,8 +114,14 @@ def segmentation_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 
 def evaluate_checkpoint(
-    checkpoint_dir: Path, bundle: DataBundle, task: str, out_dir: Path, stage: str,
-    trial_id: str, samples: int = 10, seed: int = 0,
+    checkpoint_dir: Path,
+    bundle: DataBundle,
+    task: str,
+    out_dir: Path,
+    stage: str,
+    trial_id: str,
+    samples: int = 10,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate on the test split; write out_dir/<stage>.json and .npz; return the JSON dict."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -107,7 +136,9 @@ def evaluate_checkpoint(
     report["metrics"]["test_loss"] = loss
     pick = np.sort(np.random.default_rng(seed).choice(len(y_true), size=k, replace=False))
     arrays: dict[str, np.ndarray] = {
-        "y_true": y_true, "y_pred": y_pred, "sample_index": pick,
+        "y_true": y_true,
+        "y_pred": y_pred,
+        "sample_index": pick,
         "sample_images": bundle.test.images[pick],
     }
     if task == "classification":

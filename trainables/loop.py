@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from trainables import ray_io
-from trainables.config import split_config
+from trainables.config import bundle_info, model_config, split_config, with_defaults
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
-from trainables.models import build_model, check_constraints, family_fields
+from trainables.models import build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
@@ -48,17 +48,6 @@ def select_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def model_config_for(config: dict[str, Any], bundle: DataBundle) -> dict[str, Any]:
-    """The model part of a trial config, with class and channel counts taken from the data."""
-    _, _, model_cfg = split_config(config)
-    fields = family_fields(model_cfg["model"])
-    if "num_classes" in fields and bundle.task == "classification":
-        model_cfg["num_classes"] = len(bundle.class_names)
-    if "in_channels" in fields:
-        model_cfg["in_channels"] = bundle.in_channels
-    return model_cfg
-
-
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
     if torch.cuda.is_available():
@@ -73,7 +62,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+def autocast_for(
+    device: torch.device, precision: str
+) -> Callable[[], contextlib.AbstractContextManager]:
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
@@ -119,7 +110,7 @@ def run_epoch(
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
     """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
     _, trainer, _ = split_config(config)
-    model_cfg = model_config_for(config, bundle)
+    model_cfg = model_config(with_defaults(config), bundle_info(bundle))
     device = select_device()
     torch.manual_seed(trainer["seed"])
 
@@ -127,8 +118,10 @@ def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> 
     if violations:
         # Sampled (random/Optuna) configs are checked here; grid points never get this far.
         reason = "; ".join(v.message for v in violations)
-        ray_io.report({"epoch": 0, setup.metric: worst_value(setup.mode), "infeasible": 1,
-                       "reason": reason}, None)
+        ray_io.report(
+            {"epoch": 0, setup.metric: worst_value(setup.mode), "infeasible": 1, "reason": reason},
+            None,
+        )
         return
 
     model = build_model(model_cfg).to(device)
@@ -203,7 +196,11 @@ def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.devi
     augment = AugmentConfig.from_dict(trainer["augment"] or {})
     return {
         "train": TensorLoader(
-            bundle.train, shuffle=True, augment=augment, seed=trainer["seed"], drop_last=False,
+            bundle.train,
+            shuffle=True,
+            augment=augment,
+            seed=trainer["seed"],
+            drop_last=False,
             **common,
         ),
         "val": TensorLoader(bundle.val, shuffle=False, augment=None, seed=0, **common),
@@ -229,21 +226,33 @@ def train_and_validate(
             model.unfreeze_encoder(trainer["unfreeze_stages"])
     loaders["train"].set_epoch(epoch)
     # How far the encoder moved this epoch: makes a freeze schedule visible in the curves.
-    encoder_before = ([p.detach().clone() for p in model.encoder_parameters()]
-                      if hasattr(model, "encoder_parameters") else None)
+    encoder_before = (
+        [p.detach().clone() for p in model.encoder_parameters()]
+        if hasattr(model, "encoder_parameters")
+        else None
+    )
     t0 = time.perf_counter()
     model.train()
     try:
         train_sums = run_epoch(
-            model, iter(loaders["train"]), task, autocast, optimizer,
-            scheduler.step if per_batch else None, trainer["grad_clip"],
+            model,
+            iter(loaders["train"]),
+            task,
+            autocast,
+            optimizer,
+            scheduler.step if per_batch else None,
+            trainer["grad_clip"],
         )
         train_time = time.perf_counter() - t0
         model.eval()
         val_sums = run_epoch(model, iter(loaders["val"]), task, autocast)
     except Diverged as err:
-        return {"epoch": epoch, "diverged": 1, "reason": str(err),
-                "lr": optimizer.param_groups[-1]["lr"]}
+        return {
+            "epoch": epoch,
+            "diverged": 1,
+            "reason": str(err),
+            "lr": optimizer.param_groups[-1]["lr"],
+        }
     metrics = {"epoch": epoch, **task.finish(train_sums, "train"), **task.finish(val_sums, "val")}
     lr = optimizer.param_groups[-1]["lr"]  # last group = the head / decoder (base LR)
     if scheduler is not None and not per_batch:
@@ -252,8 +261,10 @@ def train_and_validate(
         else:
             scheduler.step()
     if encoder_before is not None:
-        moved = sum(float((p.detach() - b).float().pow(2).sum())
-                    for p, b in zip(model.encoder_parameters(), encoder_before, strict=True))
+        moved = sum(
+            float((p.detach() - b).float().pow(2).sum())
+            for p, b in zip(model.encoder_parameters(), encoder_before, strict=True)
+        )
         metrics["encoder_update_norm"] = math.sqrt(moved)
     metrics.update(
         lr=lr,
@@ -289,8 +300,11 @@ def log_images(
         images = images.expand(-1, 3, -1, -1)
     if task == "classification":
         right = (logits.argmax(1) == y).view(-1, 1, 1, 1)
-        frame = torch.where(right, torch.tensor([0.0, 0.8, 0.0], device=x.device).view(1, 3, 1, 1),
-                            torch.tensor([0.9, 0.0, 0.0], device=x.device).view(1, 3, 1, 1))
+        frame = torch.where(
+            right,
+            torch.tensor([0.0, 0.8, 0.0], device=x.device).view(1, 3, 1, 1),
+            torch.tensor([0.9, 0.0, 0.0], device=x.device).view(1, 3, 1, 1),
+        )
         padded = frame.expand(-1, -1, images.shape[2] + 4, images.shape[3] + 4).clone()
         padded[:, :, 2:-2, 2:-2] = images
         logger.images("val/predictions", padded, epoch)

@@ -56,7 +56,9 @@ def build_scheduler(
     if name == "onecycle":
         max_lr = [g["lr"] for g in optimizer.param_groups]
         total = max(1, epochs * steps_per_epoch)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total), True
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=total
+        ), True
     raise ValueError(
         f"scheduler={name!r} is not valid; choose one of none, cosine, step, plateau, onecycle"
     )

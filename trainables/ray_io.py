@@ -19,7 +19,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 class LocalSession:
-    """Stands in for Ray outside a Tuner: collects reports, keeps the latest checkpoint in a folder."""
+    """Stands in for Ray outside a Tuner: collects reports, keeps the last checkpoint on disk."""
 
     def __init__(self, trial_dir: Path) -> None:
         self.trial_dir = Path(trial_dir)
