@@ -21,6 +21,7 @@ class StageProgress(Callback):
         self.metric, self.mode, self.every_s = metric, mode, every_s
         self.started = time.monotonic()
         self.last_print = 0.0
+        self.last_line = ""
         self.running: set[str] = set()
         self.done = self.stopped = self.failed = 0
         self.best: tuple[float, str] | None = None
@@ -65,16 +66,18 @@ class StageProgress(Callback):
         per_trial = (time.monotonic() - self.started) / finished
         return f"{per_trial * (self.total - finished) / 60:.1f} min"
 
-    def show(self) -> None:
+    def show(self, only_if_changed: bool = False) -> None:
         self.last_print = time.monotonic()
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        print(
+        line = (
             f"[{self.name}] {self.done + self.stopped + self.failed}/{self.total} finished "
             f"(completed {self.done}, stopped early {self.stopped}, failed {self.failed}), "
-            f"{len(self.running)} running | best {self.metric} {best} | ETA {self.eta()}",
-            file=sys.stdout,
-            flush=True,
+            f"{len(self.running)} running | best {self.metric} {best} | ETA {self.eta()}"
         )
+        if only_if_changed and line == self.last_line:
+            return
+        self.last_line = line
+        print(line, file=sys.stdout, flush=True)
 
     def finish(self) -> None:
-        self.show()
+        self.show(only_if_changed=True)

@@ -124,3 +124,26 @@ def test_mars_rocks_binary_at_128(tmp_path: Path) -> None:
     b = load_bundle(DataSpec("lunar", root, image_size=128), cache_dir=tmp_path)
     assert b.train.images.shape[1:] == (128, 128, 3) and b.train.targets.shape[1:] == (128, 128)
     assert set(np.unique(b.train.targets)) == {0, 1}
+
+
+def test_non_square_renders_and_mixed_sizes(tmp_path: Path) -> None:
+    root = tmp_path / "moon"
+    (root / "images" / "render").mkdir(parents=True)
+    (root / "images" / "ground").mkdir(parents=True)
+    for i, (w, h) in enumerate([(48, 32), (48, 32)], start=1):
+        Image.new("RGB", (w, h), (90, 90, 90)).save(root / f"images/render/render{i:04d}.png")
+        Image.new("L", (w, h), 255).save(root / f"images/ground/ground{i:04d}.png")
+    spec = DataSpec("lunar", root, val_fraction=0.0, test_fraction=0.0)
+    b = load_bundle(spec, tmp_path / "c")
+    assert b.image_size == (32, 48) and b.image_shape == (32, 48)
+    Image.new("RGB", (40, 40)).save(root / "images/render/render0003.png")
+    Image.new("L", (40, 40)).save(root / "images/ground/ground0003.png")
+    with pytest.raises(DataError, match=r"render0003.png is 40x40 but earlier renders are 48x32"):
+        load_bundle(spec, tmp_path / "c")
+    assert (
+        load_bundle(
+            DataSpec("lunar", root, image_size=32, val_fraction=0.0, test_fraction=0.0),
+            tmp_path / "c",
+        ).image_size
+        == 32
+    )

@@ -203,7 +203,9 @@ def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.devi
             drop_last=False,
             **common,
         ),
-        "val": TensorLoader(bundle.val, shuffle=False, augment=None, seed=0, **common),
+        # Shuffled once with a fixed seed: the same order every epoch, and a capped (smoke) or
+        # image-summary batch is a sample of every class rather than the first class only.
+        "val": TensorLoader(bundle.val, shuffle=True, augment=None, seed=0, **common),
     }
 
 

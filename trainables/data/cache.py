@@ -1,0 +1,129 @@
+"""On-disk cache of decoded pools: decode once per machine, reload in a fraction of a second.
+
+One ``.npz`` per key under the cache folder (``$ARCHSWEEP_CACHE``, else ``~/.cache/archsweep``).
+The key hashes the data set, the resolved classes, the decode options (size, official test) and a
+manifest of every source file (relative path, size, mtime), so a changed file or option gets a
+new entry. Splits are not in the key: they are cheap index operations on the cached pool, so a new
+split seed reuses the entry. Files are written to a temporary name and moved into place with
+``os.replace`` (atomic on POSIX and Windows), so an interrupted build never leaves a half-written
+entry. A corrupt entry (unreadable zip, failed CRC, wrong key) is reported with a warning naming
+the file and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .decode import Pool, Source, manifest
+from .errors import DataWarning
+
+CACHE_VERSION = 1  # bump when the stored arrays change meaning
+
+
+def default_cache_dir() -> Path:
+    """``$ARCHSWEEP_CACHE`` if set, else ``~/.cache/archsweep``."""
+    env = os.environ.get("ARCHSWEEP_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "archsweep"
+
+
+def cache_key(source: Source) -> str:
+    """Hex digest over data set, classes, decode options and the source-file manifest."""
+    payload = {
+        "version": CACHE_VERSION,
+        "dataset": source.dataset,
+        "task": source.task,
+        "class_ids": source.class_ids,
+        "class_names": source.class_names,
+        "options": source.options,
+        "manifest": manifest(source.root, source.files),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def cache_path(source: Source, cache_dir: Path, key: str) -> Path:
+    """Where the entry of `key` lives: ``<cache_dir>/<dataset>-<key prefix>.npz``."""
+    return Path(cache_dir) / f"{source.dataset}-{key[:24]}.npz"
+
+
+class CorruptCache(Exception):
+    """A cache entry that cannot be trusted (internal: triggers a rebuild)."""
+
+
+def save_pool(pool: Pool, path: Path, key: str) -> None:
+    """Write `pool` to `path` atomically (temporary file in the same folder, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "key": key,
+        "task": pool.task,
+        "class_ids": pool.class_ids,
+        "class_names": pool.class_names,
+        "skipped": pool.skipped,
+    }
+    arrays = {"train_images": pool.train_images, "train_targets": pool.train_targets}
+    if pool.test_images is not None:
+        arrays |= {"test_images": pool.test_images, "test_targets": pool.test_targets}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # Uncompressed: loading speed matters more than disk here (uint8 compresses poorly).
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_pool(path: Path, key: str) -> Pool:
+    """Read an entry; any sign of damage raises CorruptCache with the reason."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            # Reading each member to the end makes zipfile verify its CRC-32.
+            data = {name: z[name] for name in z.files}
+        meta = json.loads(str(data.pop("meta")))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise CorruptCache(f"{type(exc).__name__}: {exc}") from exc
+    if meta.get("key") != key:
+        raise CorruptCache("its stored key does not match its name")
+    if "train_images" not in data or "train_targets" not in data:
+        raise CorruptCache("train arrays missing")
+    return Pool(
+        meta["task"],
+        meta["class_ids"],
+        meta["class_names"],
+        data["train_images"],
+        data["train_targets"],
+        data.get("test_images"),
+        data.get("test_targets"),
+        meta.get("skipped", []),
+    )
+
+
+def load_or_build(source: Source, cache_dir: Path | None = None) -> tuple[Pool, Path, bool]:
+    """(pool, cache file, True if it came from the cache); decodes and stores on a miss."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(source)
+    path = cache_path(source, cache_dir, key)
+    if path.exists():
+        try:
+            return load_pool(path, key), path, True
+        except CorruptCache as exc:
+            warnings.warn(
+                f"cache file {path} is corrupt ({exc}); deleting and rebuilding it",
+                DataWarning,
+                stacklevel=3,
+            )
+            path.unlink(missing_ok=True)
+    pool = source.decode()
+    save_pool(pool, path, key)
+    return pool, path, False
