@@ -64,8 +64,9 @@ OVERFIT_RULE = (
 ALL_TRIALS_INTRO = (
     "Configuration shows the keys each stage compares; 'other varying' the further keys that "
     "differ between the stage's trials. 'best epoch' is the epoch of the best {metric} (speed of "
-    "convergence). Stop reasons: completed, asha_stopped (ASHA ended it early), diverged (NaN "
-    "loss), error (crashed), infeasible (rejected before training). The full configuration of "
+    "convergence). Stop reasons: completed, asha_stopped (ASHA ended it early), stopped (ended "
+    "early without an ASHA decision), diverged (NaN loss), error (crashed), infeasible (rejected "
+    "before training). The full configuration of "
     "each trial is in tables/all_trials.csv."
 )
 

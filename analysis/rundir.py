@@ -17,7 +17,9 @@ from typing import Any
 # study.json without one is read as version 1. A writer that bumps it must teach this reader first.
 SUPPORTED_VERSIONS = (1,)
 TRAINABLES = ("classification", "segmentation")
-TRIAL_STATUSES = ("completed", "asha_stopped", "diverged", "error", "infeasible")
+TRIAL_STATUSES = (
+    "completed", "asha_stopped", "stopped", "diverged", "error", "infeasible"
+)
 
 
 class ReportError(Exception):

@@ -19,7 +19,13 @@ from orchestrator import ray_setup
 from orchestrator.plan import plan_stage
 from orchestrator.records import StudyRecord, rel
 from orchestrator.study import FromStudy, Stage, Study, StudyError, load_study
-from orchestrator.tuner import Resources, infeasible_record, run_stage, trial_record
+from orchestrator.tuner import (
+    Resources,
+    asha_decisions,
+    infeasible_record,
+    run_stage,
+    trial_record,
+)
 from trainables.config import ConfigError, bundle_info, model_config, split_config
 from trainables.data import (
     DataBundle,
@@ -27,6 +33,7 @@ from trainables.data import (
     DataSpec,
     dataset_dir,
     default_data_root,
+    ensure_downloaded,
     load_bundle,
 )
 from trainables.evaluate import evaluate_checkpoint
@@ -174,7 +181,14 @@ class DataCache:
         key = repr(spec)
         if key not in self.bundles:
             t0 = time.perf_counter()
-            self.bundles[key] = load_bundle(spec)
+            try:
+                ensure_downloaded(spec)  # no-op when present; offline: a DataError saying where
+                self.bundles[key] = load_bundle(spec)
+            except DataError as err:
+                raise DataError(
+                    f"{err}\n(data root: {self.data_root}; set it with --data-root DIR or "
+                    "$ARCHSWEEP_DATA, default ./data)"
+                ) from None
             b = self.bundles[key]
             print(
                 f"data: {spec.dataset} from {spec.path}: {len(b.train.images)} train / "
@@ -266,8 +280,9 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
         trials = list(infeasible)
         if plan.feasible or stage.search == "optuna":
             results = run_stage(study, plan, bundle, run_dir, resources, metric, mode)
+            stops = asha_decisions(run_dir.resolve() / stage.name)
             for result in results:
-                t = trial_record(result, run_dir, metric, mode)
+                t = trial_record(result, run_dir, metric, mode, stops)
                 t["params"] = count_parameters(model_config(t["config"], bundle_info(bundle)))
                 trials.append(t)
         order = {p.label: i for i, p in enumerate(plan.points)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +40,47 @@ def make_trainable(study: Study, bundle: DataBundle, setup: TrialSetup, resource
     )
 
 
-def make_scheduler(study: Study, plan: StagePlan, metric: str) -> Any:
+ASHA_LOG = "asha_decisions.jsonl"
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that writes each early stop (trial, epoch, value) to the stage folder.
+
+    Ray does not say why a trial ended; this record is what lets study.json call a trial
+    "asha_stopped" only when ASHA really stopped it (not when it was interrupted).
+    """
+
+    def __init__(self, log_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.log_path = log_path
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and result.get(self._time_attr, 0) < self._max_t:
+            line = {
+                "trial_id": trial.trial_id,
+                "epoch": result.get(self._time_attr),
+                "value": result.get(self._metric),
+            }
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(line) + "\n")
+        return action
+
+
+def asha_decisions(stage_dir: Path) -> dict[str, dict[str, Any]]:
+    path = stage_dir / ASHA_LOG
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {row["trial_id"]: row for row in rows}
+
+
+def make_scheduler(study: Study, plan: StagePlan, metric: str, stage_dir: Path) -> Any:
     if plan.stage.scheduler == "fifo":
         return FIFOScheduler()
     epochs = int(plan.base["epochs"])
-    return ASHAScheduler(
+    return RecordingASHA(
+        log_path=str(stage_dir / ASHA_LOG),
         time_attr="epoch",
         max_t=epochs,
         grace_period=min(int(study.asha["grace_period"]), epochs),
@@ -90,7 +127,7 @@ def run_stage(
     trainable = make_trainable(study, bundle, setup, resources)
     # Planned searches draw the sampled keys themselves; Optuna reads them from param_space.
     param_space = {**plan.base, **(plan.sampled if plan.stage.search == "optuna" else {})}
-    stage_dir = run_dir / plan.stage.name
+    stage_dir = run_dir.resolve() / plan.stage.name
     progress = StageProgress(plan, metric, mode)
     run_config = tune.RunConfig(
         name=plan.stage.name,
@@ -111,6 +148,9 @@ def run_stage(
             resume_errored=False,
             param_space=param_space,
         )
+        # The restored Tuner carries the callbacks pickled when the stage began (a progress view
+        # with stale counts); give it this run's. Ray offers no public setter for this.
+        tuner._local_tuner.get_run_config().callbacks = run_config.callbacks
         print(f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True)
     else:
         searcher, num_samples = make_search(plan, metric, mode, resources.seed)
@@ -121,7 +161,7 @@ def run_stage(
                 metric=metric,
                 mode=mode,
                 search_alg=searcher,
-                scheduler=make_scheduler(study, plan, metric),
+                scheduler=make_scheduler(study, plan, metric, stage_dir),
                 num_samples=num_samples,
                 max_concurrent_trials=resources.max_concurrent or None,
                 trial_dirname_creator=trial_dirname,
@@ -133,7 +173,9 @@ def run_stage(
     return results
 
 
-def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> dict[str, Any]:
+def trial_record(
+    result: tune.Result, run_dir: Path, metric: str, mode: str, stops: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """One trial of study.json from Ray's result (see docs/interfaces.md)."""
     last = dict(result.metrics or {})
     config = dict(result.config or {})
@@ -151,7 +193,10 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
         ):
             best_row = row
     epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
-    status, reason = stop_status(result, last, epochs_run, int(config.get("epochs", 0)))
+    trial_id = last.get("trial_id") or Path(result.path).name
+    status, reason = stop_status(
+        result, last, epochs_run, int(config.get("epochs", 0)), stops.get(trial_id), metric
+    )
     best_ckpt = None
     if status != "infeasible":
         try:
@@ -176,7 +221,7 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
         "train_time_s",
     )
     return {
-        "trial_id": last.get("trial_id") or Path(result.path).name,
+        "trial_id": trial_id,
         "label": config.get("label"),
         "config": config,
         "status": status,
@@ -192,17 +237,28 @@ def trial_record(result: tune.Result, run_dir: Path, metric: str, mode: str) -> 
 
 
 def stop_status(
-    result: tune.Result, last: dict, epochs_run: int, epochs: int
+    result: tune.Result,
+    last: dict,
+    epochs_run: int,
+    epochs: int,
+    asha_stop: dict[str, Any] | None,
+    metric: str,
 ) -> tuple[str, str | None]:
     if last.get("infeasible"):
         return "infeasible", last.get("reason")
     if result.error is not None:
-        return "error", "".join(str(result.error).splitlines(keepends=True)[-20:])
+        # The traceback's end names the failing line and exception; 10k characters keep it.
+        return "error", str(result.error)[-10_000:]
     if last.get("diverged"):
         return "diverged", last.get("reason")
     if epochs_run >= epochs:
         return "completed", None
-    return "asha_stopped", f"stopped by ASHA after {epochs_run} of {epochs} epochs"
+    if asha_stop is not None:
+        return "asha_stopped", (
+            f"stopped by ASHA after {asha_stop['epoch']} of {epochs} epochs "
+            f"({metric} {asha_stop['value']:.4f} below the rung's cutoff)"
+        )
+    return "stopped", f"ended after {epochs_run} of {epochs} epochs without an ASHA decision"
 
 
 def infeasible_record(point: Any) -> dict[str, Any]:

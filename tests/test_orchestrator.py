@@ -247,3 +247,64 @@ def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
     assert {"val_iou", "val_dice", "val_pixel_acc"} <= set(rows[-1])
     evaluation = json.loads((runs / "seg" / "evaluation" / "freeze.json").read_text())
     assert set(evaluation["metrics"]) >= {"test_iou", "test_dice", "test_pixel_acc"}
+
+
+def test_missing_data_set_says_where_to_put_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = write_study(tmp_path, "seg_missing", """
+        from orchestrator.study import Stage, Study
+        study = Study(name="seg_missing", trainable="segmentation",
+                      base={"dataset": "lunar", "epochs": 1, "model": "unet"},
+                      stages=[Stage("only")])
+    """)
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    code = main([str(study), "--data-root", str(empty), "--storage", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(empty / "MOON_SEGMENTATION_BINARY") in err and "--data-root" in err
+
+
+def test_fresh_moves_the_old_run_aside(tmp_path: Path) -> None:
+    from orchestrator.run import move_aside
+
+    run_dir = tmp_path / "runs" / "study"
+    run_dir.mkdir(parents=True)
+    (run_dir / "study.json").write_text("{}")
+    moved = move_aside(run_dir)
+    assert not run_dir.exists()
+    assert (moved / "study.json").read_text() == "{}"
+    assert moved.name.startswith("study.old-")
+
+
+def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
+    tmp_path: Path, data_root: Path, ray_session: object
+) -> None:
+    """Optuna (seeded TPE) proposes lr; in the next stage one trial crashes (its checkpoint file
+    does not exist): it is recorded as an error with its traceback, the other trial still runs."""
+    study = write_study(tmp_path, "mixed", f"""
+        from ray import tune
+        from orchestrator.study import Stage, Study
+        study = Study(
+            name="mixed", trainable="classification",
+            base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1, "batch_size": 32,
+                  **{TINY_MODEL!r}}},
+            stages=[
+                Stage("tpe", search="optuna", num_samples=3, scheduler="fifo",
+                      space={{"lr": tune.loguniform(1e-4, 1e-1)}}),
+                Stage("crash", label="C", scheduler="fifo", space={{"encoder_checkpoint":
+                    tune.grid_search([None, "/nonexistent/checkpoint"])}}),
+            ])
+    """)
+    runs = tmp_path / "runs"
+    code = main([str(study), "--data-root", str(data_root), "--storage", str(runs), "--seed", "3"])
+    assert code == 0
+    tpe, crash = json.loads((runs / "mixed" / "study.json").read_text())["stages"]
+    lrs = [t["config"]["lr"] for t in tpe["trials"]]
+    assert len(lrs) == 3 and len(set(lrs)) == 3 and all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    statuses = {t["label"]: t["status"] for t in crash["trials"]}
+    assert statuses == {"C-A": "completed", "C-B": "error"}
+    (error,) = [t for t in crash["trials"] if t["status"] == "error"]
+    assert "FileNotFoundError" in error["reason"] and "/nonexistent/checkpoint" in error["reason"]
+    assert "loop.py" in error["reason"]  # the traceback, not just the message

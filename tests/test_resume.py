@@ -113,4 +113,6 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     # R-B was interrupted: it went on from its checkpoint, not from scratch in a new folder.
     (b_dir,) = stage_dir.glob("R-B_*")
     assert epochs_of(b_dir)[-1] == 6
-    assert "resum" in (tmp_path / "second.log").read_text().lower()
+    log = (tmp_path / "second.log").read_text()
+    assert "resuming the interrupted stage" in log
+    assert "[first] 3/3 finished" in log  # the progress view counts the resumed trials

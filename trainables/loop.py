@@ -43,6 +43,11 @@ def worst_value(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
+def uses_channels_last(trainer: dict[str, Any], device: torch.device) -> bool:
+    """channels_last only on CUDA (see trainables.config: oneDNN crashes with it on CPU)."""
+    return bool(trainer["channels_last"]) and device.type == "cuda"
+
+
 def select_device() -> torch.device:
     """CUDA only when this trial was given a GPU (Ray sets CUDA_VISIBLE_DEVICES per trial)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -125,6 +130,7 @@ def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> 
         return
 
     model = build_model(model_cfg).to(device)
+    trainer["channels_last"] = uses_channels_last(trainer, device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     if trainer["encoder_checkpoint"]:
