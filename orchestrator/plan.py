@@ -17,7 +17,7 @@ from ray.tune.search.sample import Domain
 
 from orchestrator.study import Stage, Study, StudyError
 from trainables.config import DATA_KEYS, ConfigError, model_config, model_keys, validate_config
-from trainables.models import check_constraints, count_parameters
+from trainables.models import check_constraints, count_parameters, family_fields
 
 
 @dataclass
@@ -92,6 +92,25 @@ def unpack(point: dict[Any, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def stage_base(
+    study: Study, stage: Stage, inherited: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The constants of a stage: base, then the inherited best config, the stage's own
+    values, then command-line overrides.
+
+    A stage that switches model family (`config={"model": "simple_cnn", ...}`) drops the fields
+    of the family it inherited that the new one does not have, so a CNN stage can follow a
+    ResNet stage; unknown keys are still errors.
+    """
+    config = {**study.base, **inherited}
+    new_family = stage.config.get("model")
+    if new_family and config.get("model") and new_family != config["model"]:
+        old_fields = set(family_fields(config["model"]))
+        keep = set(family_fields(new_family))
+        config = {k: v for k, v in config.items() if k not in old_fields or k in keep}
+    return {**config, **stage.config, **overrides}
 
 
 def plan_stage(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import ray_setup
-from orchestrator.plan import plan_stage
+from orchestrator.plan import plan_stage, stage_base
 from orchestrator.records import StudyRecord, rel
 from orchestrator.study import FromStudy, Stage, Study, StudyError, load_study
 from orchestrator.tuner import (
@@ -244,13 +244,12 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
         if srec["status"] == "finished":
             print(f"[{stage.name}] finished earlier; best: {(srec.get('best') or {}).get('label')}")
             continue
-        base = {
-            **study.base,
-            **inherited_config(study, stage, record),
-            **stage.config,
-            **overrides,
-            **(SMOKE if args.smoke else {}),
-        }
+        base = stage_base(
+            study,
+            stage,
+            inherited_config(study, stage, record),
+            {**overrides, **(SMOKE if args.smoke else {})},
+        )
         base = resolve_references(base, storage)
         bundle = data.get(base)
         record.data["data"] = {

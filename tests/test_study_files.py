@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import plan_stage
+from orchestrator.plan import plan_stage, stage_base
 from orchestrator.run import main
 from orchestrator.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY_FILES = sorted(p for p in (REPO / "search_spaces").glob("*.py")
-                     if p.name not in ("__init__.py", "common.py"))
+STUDY_FILES = sorted(
+    p for p in (REPO / "search_spaces").glob("*.py") if p.name not in ("__init__.py", "common.py")
+)
 TINY_IMAGENET_10 = {"num_classes": 10, "in_channels": 3, "image_size": 64}
 
 
@@ -23,14 +24,14 @@ def test_study_file_plans_every_stage(path: Path) -> None:
     study = load_study(path)
     for stage in study.stages:
         # Later stages inherit a trained config at run time; the base config stands in here.
-        plan = plan_stage(study, stage, {**study.base, **stage.config}, TINY_IMAGENET_10)
+        plan = plan_stage(study, stage, stage_base(study, stage, {}, {}), TINY_IMAGENET_10)
         assert plan.points, f"{path.name}: stage {stage.name} plans no configuration"
 
 
 def planned(path: str, stage: str) -> dict[str, tuple[bool, int | None]]:
     study = load_study(REPO / "search_spaces" / path)
     (s,) = [s for s in study.stages if s.name == stage]
-    plan = plan_stage(study, s, {**study.base, **s.config}, TINY_IMAGENET_10)
+    plan = plan_stage(study, s, stage_base(study, s, {}, {}), TINY_IMAGENET_10)
     return {p.label: (p.feasible, p.params) for p in plan.points}
 
 
@@ -47,21 +48,34 @@ def test_course_constraints_decide_feasibility() -> None:
     assert dropout["3.2-A"][0] is False and all(ok for ok, _ in list(dropout.values())[1:])
 
 
-def test_readme_main_job_smoke_and_report(tmp_path: Path, shared_data: Path, ray_session: object,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_main_job_smoke_and_report(
+    tmp_path: Path, shared_data: Path, ray_session: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Quickstart's study on the real subset (--smoke), then its report."""
     monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path / "cache"))
     runs = tmp_path / "runs"
-    code = main([str(REPO / "search_spaces" / "activations.py"), "--smoke",
-                 "--data-root", str(shared_data), "--storage", str(runs)])
+    code = main(
+        [
+            str(REPO / "search_spaces" / "activations.py"),
+            "--smoke",
+            "--data-root",
+            str(shared_data),
+            "--storage",
+            str(runs),
+        ]
+    )
     assert code == 0
     record = json.loads((runs / "activations" / "study.json").read_text())
     assert record["data"]["train"] == 4500 and record["data"]["test"] == 500
     assert record["data"]["class_names"][0] == "Egyptian cat"  # words.txt, first wnid
     (stage,) = record["stages"]
     assert [t["label"] for t in stage["trials"]] == ["3.3-A", "3.3-B", "3.3-C", "3.3-D"]
-    assert [t["config"]["activation"] for t in stage["trials"]] == ["relu", "leaky_relu", "elu",
-                                                                    "gelu"]
+    assert [t["config"]["activation"] for t in stage["trials"]] == [
+        "relu",
+        "leaky_relu",
+        "elu",
+        "gelu",
+    ]
     assert all(t["status"] == "completed" for t in stage["trials"])
 
     from analysis.report import main as report_main

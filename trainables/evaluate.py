@@ -6,6 +6,7 @@ set nor a model: it reads evaluation/<stage>.json and .npz (docs/interfaces.md).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ def predict(
     device: torch.device,
     task: str,
     batch_size: int = 256,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(targets, predictions, mean loss) over the test split, in split order."""
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(targets, predictions, mean loss, forward ms per image) over the test split, in order."""
     loader = TensorLoader(
         bundle.test,
         batch_size=batch_size,
@@ -51,9 +52,13 @@ def predict(
     )
     trainer = {"label_smoothing": 0.0, "loss": "auto", "pos_weight": 1.0}
     task_obj = make_task(task, trainer)
-    ys, preds, loss_sum, n = [], [], 0.0, 0
+    ys, preds, loss_sum, n, forward_s = [], [], 0.0, 0, 0.0
     for x, y in loader:
+        t0 = time.perf_counter()
         logits = model(x).float()
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # kernels are asynchronous: time the work, not the launch
+        forward_s += time.perf_counter() - t0
         target = targets_for(task, y)
         loss_sum += float(task_obj.loss(logits, target)) * x.shape[0]
         n += x.shape[0]
@@ -62,7 +67,8 @@ def predict(
             preds.append(logits.argmax(1).cpu().numpy())
         else:
             preds.append((logits > 0).squeeze(1).to(torch.uint8).cpu().numpy())
-    return np.concatenate(ys), np.concatenate(preds), loss_sum / max(n, 1)
+    ms_per_image = 1000 * forward_s / max(n, 1)
+    return np.concatenate(ys), np.concatenate(preds), loss_sum / max(n, 1), ms_per_image
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> dict:
@@ -126,7 +132,7 @@ def evaluate_checkpoint(
     """Evaluate on the test split; write out_dir/<stage>.json and .npz; return the JSON dict."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, state = load_model(checkpoint_dir, device)
-    y_true, y_pred, loss = predict(model, bundle, state, device, task)
+    y_true, y_pred, loss, ms_per_image = predict(model, bundle, state, device, task)
     if task == "classification":
         report = classification_report(y_true, y_pred, list(bundle.class_names))
         k = min(samples, len(y_true))
@@ -134,6 +140,7 @@ def evaluate_checkpoint(
         report = segmentation_report(y_true, y_pred)
         k = min(5, len(y_true))  # the course asks for 3-5 triptychs
     report["metrics"]["test_loss"] = loss
+    report["metrics"]["inference_ms_per_image"] = ms_per_image
     pick = np.sort(np.random.default_rng(seed).choice(len(y_true), size=k, replace=False))
     arrays: dict[str, np.ndarray] = {
         "y_true": y_true,
