@@ -38,7 +38,8 @@ class StageProgress(Callback):
             elif trial.status == "ERROR":
                 counts["failed"] += 1
             elif trial.status == "TERMINATED":
-                counts["completed" if epoch >= self.epochs else "stopped"] += 1
+                planned = int(trial.config.get("epochs", self.epochs))
+                counts["completed" if epoch >= planned else "stopped"] += 1
             value = (trial.last_result or {}).get(self.metric)
             if isinstance(value, int | float) and self._better(value):
                 self.best = (float(value), trial.config.get("label") or trial.trial_id)

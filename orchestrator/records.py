@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainables.jsonio import write_json_atomic
+from orchestrator.study import StudyError
+from trainables.jsonio import jsonable, write_json_atomic
 
 SCHEMA_VERSION = 1
 STUDY_FILE = "study.json"
@@ -24,15 +25,33 @@ class StudyRecord:
         self.data = data
 
     @classmethod
-    def open(cls, run_dir: Path, header: dict[str, Any], stage_names: list[str]) -> StudyRecord:
+    def open(
+        cls,
+        run_dir: Path,
+        header: dict[str, Any],
+        stage_names: list[str],
+        run_settings: dict[str, Any],
+    ) -> StudyRecord:
+        """Open (resume) or create study.json.
+
+        `run_settings` (the --set overrides and --smoke) must match a resumed run's: finished
+        stages are not run again, so resuming with other settings would mix two experiments.
+        """
         path = run_dir / STUDY_FILE
+        settings = jsonable(run_settings)
         if path.is_file():
             data = json.loads(path.read_text())
             known = [s["name"] for s in data["stages"]]
+            fresh_hint = "run with --fresh to start over (the old run is kept aside) or --name NEW"
             if known != stage_names:
-                raise ValueError(
+                raise StudyError(
                     f"{path} records stages {known}, but the study file now has {stage_names}; "
-                    "run with --fresh to start over (the old run is kept aside) or --name NEW"
+                    + fresh_hint
+                )
+            if data.get("run_settings", settings) != settings:
+                raise StudyError(
+                    f"{path} was run with {data['run_settings']}, this command has {settings}; "
+                    "resuming would mix the two. " + fresh_hint[0].upper() + fresh_hint[1:]
                 )
             data.update({k: v for k, v in header.items() if k != "status"})
             data["status"] = "running"
@@ -40,6 +59,7 @@ class StudyRecord:
             data = {
                 "schema_version": SCHEMA_VERSION,
                 **header,
+                "run_settings": settings,
                 "status": "running",
                 "stages": [{"name": n, "status": "pending", "trials": []} for n in stage_names],
                 "evaluations": {},

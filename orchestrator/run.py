@@ -210,6 +210,64 @@ def pick_best(trials: list[dict[str, Any]], metric: str, mode: str) -> dict[str,
     return max(scored, key=lambda t: sign * float(t["best"][metric]))
 
 
+def train_stage(
+    study: Study,
+    plan: Any,
+    bundle: DataBundle,
+    run_dir: Path,
+    resources: Resources,
+    metric: str,
+    mode: str,
+) -> list[dict[str, Any]]:
+    """Run (or resume) the stage's feasible trials; their study.json records."""
+    if not plan.feasible and plan.stage.search != "optuna":
+        return []
+    results = run_stage(study, plan, bundle, run_dir, resources, metric, mode)
+    stops = asha_decisions(run_dir.resolve() / plan.stage.name)
+    trials = []
+    for result in results:
+        trial = trial_record(result, run_dir, metric, mode, stops)
+        try:
+            trial["params"] = count_parameters(model_config(trial["config"], bundle_info(bundle)))
+        except ValueError:  # a sampled config the family cannot build; the trial says why
+            trial["params"] = None
+        trials.append(trial)
+    return trials
+
+
+def best_summary(best: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
+    if best is None:
+        return None
+    return {
+        "trial_id": best["trial_id"],
+        "label": best["label"],
+        "config": best["config"],
+        "checkpoint": best["best_checkpoint"],
+        "value": best["best"][metric],
+    }
+
+
+def evaluate_best(
+    record: StudyRecord, stage: Stage, best: dict[str, Any], bundle: DataBundle, task: str
+) -> None:
+    """Test-set evaluation of the stage's best checkpoint into evaluation/<stage>.json/.npz."""
+    run_dir = record.run_dir
+    evaluation = evaluate_checkpoint(
+        run_dir / best["best_checkpoint"],
+        bundle,
+        task,
+        run_dir / "evaluation",
+        stage.name,
+        best["trial_id"],
+    )
+    record.data["evaluations"][stage.name] = rel(
+        run_dir / "evaluation" / f"{stage.name}.json", run_dir
+    )
+    record.save()
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluation["metrics"].items())
+    print(f"[{stage.name}] test set: {shown}", flush=True)
+
+
 def run_study(study: Study, args: argparse.Namespace) -> int:
     storage = Path(args.storage)
     run_dir = storage / (args.name or study.name)
@@ -231,9 +289,9 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
             "mode": mode,
             "description": study.description,
             "constraints": study.constraints,
-            "smoke": bool(args.smoke),
         },
         [s.name for s in study.stages],
+        {"set": overrides, "smoke": bool(args.smoke)},
     )
     ray_setup.log_to_file(run_dir / "orchestrator.log")
     ray_setup.start_ray(args.address)
@@ -276,46 +334,17 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
         )
         record.save()
 
-        trials = list(infeasible)
-        if plan.feasible or stage.search == "optuna":
-            results = run_stage(study, plan, bundle, run_dir, resources, metric, mode)
-            stops = asha_decisions(run_dir.resolve() / stage.name)
-            for result in results:
-                t = trial_record(result, run_dir, metric, mode, stops)
-                t["params"] = count_parameters(model_config(t["config"], bundle_info(bundle)))
-                trials.append(t)
+        trials = infeasible + train_stage(study, plan, bundle, run_dir, resources, metric, mode)
         order = {p.label: i for i, p in enumerate(plan.points)}
         trials.sort(key=lambda t: (order.get(t["label"], len(order)), t["trial_id"] or ""))
         best = pick_best(trials, metric, mode)
-        srec.update(
-            trials=trials,
-            status="finished",
-            best=None
-            if best is None
-            else {
-                "trial_id": best["trial_id"],
-                "label": best["label"],
-                "config": best["config"],
-                "checkpoint": best["best_checkpoint"],
-                "value": best["best"][metric],
-            },
-        )
+        srec.update(trials=trials, best=best_summary(best, metric))
         record.save()
         if stage.evaluate and best and best["best_checkpoint"]:
-            evaluation = evaluate_checkpoint(
-                run_dir / best["best_checkpoint"],
-                bundle,
-                study.trainable,
-                run_dir / "evaluation",
-                stage.name,
-                best["trial_id"],
-            )
-            record.data["evaluations"][stage.name] = rel(
-                run_dir / "evaluation" / f"{stage.name}.json", run_dir
-            )
-            record.save()
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluation["metrics"].items())
-            print(f"[{stage.name}] test set: {shown}", flush=True)
+            evaluate_best(record, stage, best, bundle, study.trainable)
+        # Finished only now: a run stopped during evaluation redoes it on resume.
+        srec["status"] = "finished"
+        record.save()
 
     record.data["status"] = "finished"
     record.save()

@@ -15,6 +15,11 @@ from typing import Any
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("grid", "random", "optuna")
 TASKS = ("classification", "segmentation")
+# Per-epoch metrics a study may select on (trainables/tasks.py writes them).
+METRICS = {
+    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
+    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
+}
 
 
 class StudyError(ValueError):
@@ -103,7 +108,19 @@ def load_study(path: str | Path) -> Study:
                 str(p) for p in examples if p.name != "__init__.py"
             )
         raise StudyError(f"study file {str(path)!r} does not exist{hint}")
-    namespace = runpy.run_path(str(path), run_name="archsweep_study")
+    try:
+        namespace = runpy.run_path(str(path), run_name="archsweep_study")
+    except StudyError:
+        raise
+    except Exception as err:  # the user's code: name the file and the line, not our stack
+        tb = err.__traceback__
+        line = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == str(path):
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        where = f"{path}, line {line}" if line else str(path)
+        raise StudyError(f"{where}: {type(err).__name__}: {err}") from err
     study = namespace.get("study")
     if not isinstance(study, Study):
         raise StudyError(
@@ -118,6 +135,11 @@ def validate_study(study: Study) -> None:
     """Structural checks; config keys are checked per stage by the planner."""
     if study.trainable not in TASKS:
         raise StudyError(f"trainable={study.trainable!r} is not valid; choose one of {TASKS}")
+    if study.metric is not None and study.metric not in METRICS[study.trainable]:
+        raise StudyError(
+            f"metric={study.metric!r} is not reported by {study.trainable} trials; choose one "
+            f"of {METRICS[study.trainable]}"
+        )
     if study.mode not in ("max", "min"):
         raise StudyError(f"mode={study.mode!r} is not valid; choose 'max' or 'min'")
     if not study.stages:

@@ -78,7 +78,8 @@ def asha_decisions(stage_dir: Path) -> dict[str, dict[str, Any]]:
 def make_scheduler(study: Study, plan: StagePlan, metric: str, stage_dir: Path) -> Any:
     if plan.stage.scheduler == "fifo":
         return FIFOScheduler()
-    epochs = int(plan.base["epochs"])
+    # The longest planned trial sets the last rung (a stage may search over `epochs` itself).
+    epochs = max([int(p.config["epochs"]) for p in plan.points] or [int(plan.base["epochs"])])
     return RecordingASHA(
         log_path=str(stage_dir / ASHA_LOG),
         time_attr="epoch",
@@ -97,11 +98,9 @@ def make_search(plan: StagePlan, metric: str, mode: str, seed: int) -> tuple[Any
         # metric/mode come from TuneConfig; Ray refuses them set in both places.
         searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed))
         return searcher, plan.stage.num_samples
-    # Only what differs from the stage's constants: those stay in param_space for every trial.
-    points = [
-        {k: v for k, v in p.config.items() if k not in plan.base or plan.base[k] != v}
-        for p in plan.feasible
-    ]
+    # Whole configs: Ray deep-merges a suggestion into param_space, which would turn a planned
+    # `augment={}` into the base's augmentation; with an empty param_space nothing is merged.
+    points = [dict(p.config) for p in plan.feasible]
     return PlannedSearcher(points, plan.sampled, seed=seed), len(points)
 
 
@@ -125,8 +124,8 @@ def run_stage(
         task=study.trainable, metric=metric, mode=mode, constraints=study.constraints
     )
     trainable = make_trainable(study, bundle, setup, resources)
-    # Planned searches draw the sampled keys themselves; Optuna reads them from param_space.
-    param_space = {**plan.base, **(plan.sampled if plan.stage.search == "optuna" else {})}
+    # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
+    param_space = {**plan.base, **plan.sampled} if plan.stage.search == "optuna" else {}
     stage_dir = run_dir.resolve() / plan.stage.name
     progress = StageProgress(plan, metric, mode)
     run_config = tune.RunConfig(

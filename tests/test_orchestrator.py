@@ -6,6 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from orchestrator.plan import plan_stage
@@ -247,17 +248,25 @@ def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
     assert {"val_iou", "val_dice", "val_pixel_acc"} <= set(rows[-1])
     evaluation = json.loads((runs / "seg" / "evaluation" / "freeze.json").read_text())
     assert set(evaluation["metrics"]) >= {"test_iou", "test_dice", "test_pixel_acc"}
+    samples = np.load(runs / "seg" / "evaluation" / "freeze.npz")
+    assert samples["sample_masks_true"].shape == samples["sample_masks_pred"].shape
+    assert samples["sample_masks_true"].shape[1:] == (64, 64)
+    assert samples["sample_masks_true"].dtype == np.uint8
 
 
 def test_missing_data_set_says_where_to_put_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    study = write_study(tmp_path, "seg_missing", """
+    study = write_study(
+        tmp_path,
+        "seg_missing",
+        """
         from orchestrator.study import Stage, Study
         study = Study(name="seg_missing", trainable="segmentation",
                       base={"dataset": "lunar", "epochs": 1, "model": "unet"},
                       stages=[Stage("only")])
-    """)
+    """,
+    )
     empty = tmp_path / "no_data"
     empty.mkdir()
     code = main([str(study), "--data-root", str(empty), "--storage", str(tmp_path / "runs")])
@@ -283,20 +292,25 @@ def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
 ) -> None:
     """Optuna (seeded TPE) proposes lr; in the next stage one trial crashes (its checkpoint file
     does not exist): it is recorded as an error with its traceback, the other trial still runs."""
-    study = write_study(tmp_path, "mixed", f"""
+    study = write_study(
+        tmp_path,
+        "mixed",
+        f"""
         from ray import tune
         from orchestrator.study import Stage, Study
         study = Study(
             name="mixed", trainable="classification",
             base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1, "batch_size": 32,
-                  **{TINY_MODEL!r}}},
+                  "augment": {{"hflip": True, "crop_padding": 4}}, **{TINY_MODEL!r}}},
             stages=[
                 Stage("tpe", search="optuna", num_samples=3, scheduler="fifo",
                       space={{"lr": tune.loguniform(1e-4, 1e-1)}}),
-                Stage("crash", label="C", scheduler="fifo", space={{"encoder_checkpoint":
-                    tune.grid_search([None, "/nonexistent/checkpoint"])}}),
+                Stage("crash", label="C", scheduler="fifo", space={{
+                    ("encoder_checkpoint", "augment"): tune.grid_search([
+                        (None, {{}}), ("/nonexistent/checkpoint", {{"hflip": True}})])}}),
             ])
-    """)
+    """,
+    )
     runs = tmp_path / "runs"
     code = main([str(study), "--data-root", str(data_root), "--storage", str(runs), "--seed", "3"])
     assert code == 0
@@ -305,6 +319,55 @@ def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
     assert len(lrs) == 3 and len(set(lrs)) == 3 and all(1e-4 <= lr <= 1e-1 for lr in lrs)
     statuses = {t["label"]: t["status"] for t in crash["trials"]}
     assert statuses == {"C-A": "completed", "C-B": "error"}
+    # A planned dict value replaces the base's dict; it is not merged into it.
+    assert [t["config"]["augment"] for t in crash["trials"]] == [{}, {"hflip": True}]
     (error,) = [t for t in crash["trials"] if t["status"] == "error"]
     assert "FileNotFoundError" in error["reason"] and "/nonexistent/checkpoint" in error["reason"]
     assert "loop.py" in error["reason"]  # the traceback, not just the message
+
+
+def test_resuming_with_other_settings_is_refused(
+    tmp_path: Path, data_root: Path, ray_session: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = write_study(
+        tmp_path,
+        "settings",
+        f"""
+        from orchestrator.study import Stage, Study
+        study = Study(name="settings", trainable="classification",
+                      base={{"dataset": "tiny_imagenet", "classes": 2, "epochs": 1,
+                            "batch_size": 32, **{TINY_MODEL!r}}},
+                      stages=[Stage("only", scheduler="fifo")])
+    """,
+    )
+    args = [str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")]
+    assert main([*args, "--smoke"]) == 0
+    assert main(args) == 2  # without --smoke: the finished smoke results must not be reused
+    err = capsys.readouterr().err
+    assert "'smoke': True" in err and "--fresh" in err
+    assert main([*args, "--fresh"]) == 0
+
+
+def test_study_file_mistakes_name_file_and_line(tmp_path: Path) -> None:
+    path = write_study(
+        tmp_path,
+        "bad",
+        """
+        from orchestrator.study import Stage, Study
+        study = Study(name="bad", trainable="classification", base={},
+                      stages=[Stage(nmae="typo")])
+    """,
+    )
+    with pytest.raises(StudyError, match=r"bad.py, line 4: TypeError.*nmae"):
+        load_study(path)
+    path = write_study(
+        tmp_path,
+        "metric",
+        """
+        from orchestrator.study import Stage, Study
+        study = Study(name="m", trainable="segmentation", base={}, stages=[Stage("a")],
+                      metric="val_IoU")
+    """,
+    )
+    with pytest.raises(StudyError, match=r"metric='val_IoU'.*val_iou"):
+        load_study(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trainables.data import AugmentConfig
 from trainables.models import family_fields, list_families
 
 DATA_DEFAULTS: dict[str, Any] = {
@@ -105,6 +106,11 @@ def validate_config(config: Mapping[str, Any], task: str) -> None:
     for key, valid in choices.items():
         if key in config and config[key] not in valid:
             raise ConfigError(f"{key}={config[key]!r} is not valid; choose one of {valid}")
+    if "augment" in config:
+        try:
+            AugmentConfig.from_dict(config["augment"] or {})
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"augment={config['augment']!r}: {err}") from None
     for key in ("epochs", "batch_size"):
         if key in config and (not isinstance(config[key], int) or config[key] < 1):
             raise ConfigError(f"{key}={config[key]!r} must be a positive integer")

@@ -15,6 +15,7 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from trainables import ray_io
+from trainables.config import with_defaults
 from trainables.data import DataBundle, TensorLoader
 from trainables.jsonio import write_json_atomic
 from trainables.models import build_model
@@ -50,8 +51,8 @@ def predict(
         mean=tuple(state["mean"]),
         std=tuple(state["std"]),
     )
-    trainer = {"label_smoothing": 0.0, "loss": "auto", "pos_weight": 1.0}
-    task_obj = make_task(task, trainer)
+    # The trial's own loss (BCE, Dice, pos_weight...), so test and val losses compare.
+    task_obj = make_task(task, with_defaults(state["config"]))
     ys, preds, loss_sum, n, forward_s = [], [], 0.0, 0, 0.0
     for x, y in loader:
         t0 = time.perf_counter()
@@ -62,10 +63,11 @@ def predict(
         target = targets_for(task, y)
         loss_sum += float(task_obj.loss(logits, target)) * x.shape[0]
         n += x.shape[0]
-        ys.append(y.cpu().numpy())
         if task == "classification":
+            ys.append(y.cpu().numpy())
             preds.append(logits.argmax(1).cpu().numpy())
-        else:
+        else:  # masks as uint8 (N, H, W), the layout of Split.targets and the npz contract
+            ys.append((target > 0.5).squeeze(1).to(torch.uint8).cpu().numpy())
             preds.append((logits > 0).squeeze(1).to(torch.uint8).cpu().numpy())
     ms_per_image = 1000 * forward_s / max(n, 1)
     return np.concatenate(ys), np.concatenate(preds), loss_sum / max(n, 1), ms_per_image
@@ -105,6 +107,8 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, names: list[st
 
 
 def segmentation_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    if y_true.shape != y_pred.shape:  # broadcasting (N,1,H,W) with (N,H,W) would be silent
+        raise ValueError(f"mask shapes differ: truth {y_true.shape}, prediction {y_pred.shape}")
     truth, pred = y_true.astype(bool), y_pred.astype(bool)
     tp = float((truth & pred).sum())
     fp = float((~truth & pred).sum())

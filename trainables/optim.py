@@ -30,7 +30,9 @@ def build_optimizer(model: nn.Module, trainer: dict[str, Any]) -> torch.optim.Op
     wd = trainer["weight_decay"]
     name = trainer["optimizer"]
     if name == "sgd":
-        return torch.optim.SGD(groups, momentum=trainer["momentum"], weight_decay=wd, nesterov=True)
+        momentum = trainer["momentum"]
+        # Nesterov needs momentum > 0; plain SGD when the study sets momentum=0.
+        return torch.optim.SGD(groups, momentum=momentum, weight_decay=wd, nesterov=momentum > 0)
     if name == "adam":
         return torch.optim.Adam(groups, weight_decay=wd)
     if name == "adamw":
