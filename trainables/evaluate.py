@@ -168,7 +168,9 @@ def evaluate_checkpoint(
         "task": task,
         "class_names": list(bundle.class_names),
         "params": sum(p.numel() for p in model.parameters()),
-        "model_summary": str(model),
+        # U-Nets with a classifier encoder say which feature map feeds which skip (course B.3).
+        "model_summary": (model.describe() + "\n\n" if hasattr(model, "describe") else "")
+        + str(model),
         "test_size": len(y_true),
         **report,
     }
