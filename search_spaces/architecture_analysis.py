@@ -11,19 +11,14 @@ come from trainables.models (probes.layer_grad_norms, receptive_field).
 from ray import tune
 
 from orchestrator.study import Stage, Study
+from search_spaces.common import CIFAR10_TRAINING
 
 study = Study(
     name="architecture_analysis",
     trainable="classification",
     description="Kernel size at equal parameters; depth with and without residual connections.",
     base={
-        "dataset": "cifar10",
-        "test_split": "official",
-        "epochs": 10,
-        "batch_size": 128,
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "augment": {"hflip": True, "crop_padding": 4},
+        **CIFAR10_TRAINING,
         "model": "kernel_cnn",
         "target_params": 150_000,
     },

@@ -11,19 +11,14 @@ tests/test_layers.py). On CIFAR-10; compare accuracy, parameters, time and stabi
 from ray import tune
 
 from orchestrator.study import Stage, Study
+from search_spaces.common import CIFAR10_TRAINING
 
 study = Study(
     name="blocks_and_layers",
     trainable="classification",
     description="Residual block types; custom layers vs their standard analogues.",
     base={
-        "dataset": "cifar10",
-        "test_split": "official",
-        "epochs": 10,
-        "batch_size": 128,
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "augment": {"hflip": True, "crop_padding": 4},
+        **CIFAR10_TRAINING,
         "model": "resnet",
         "channels": (32, 64, 128),
         "blocks": 1,

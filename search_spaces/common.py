@@ -5,6 +5,10 @@ Study files are plain Python executed by `python -m orchestrator.run`: only run 
 
 from __future__ import annotations
 
+from ray import tune
+
+from orchestrator.study import Stage
+
 # Tiny ImageNet, 10 classes (the first 10 of wnids.txt), 64x64; the official val folder is the
 # test split and 10% of train (stratified) is validation. `--set classes=...` picks others.
 TINY_IMAGENET_10 = {
@@ -46,3 +50,38 @@ FINAL_TRAINING = {
     "scheduler": "cosine",
     "augment": {"hflip": True, "crop_padding": 4, "color_jitter": 0.2},
 }
+
+# CIFAR-10 (the image-folder copy or torchvision's pickles), official test set, 10 epochs.
+CIFAR10_TRAINING = {
+    "dataset": "cifar10",
+    "test_split": "official",
+    "epochs": 10,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "augment": {"hflip": True, "crop_padding": 4},
+}
+
+# The course's activations, chosen by one model parameter (section A.4).
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu")
+
+
+def activations_stage(title: str = "3.3 Activations") -> Stage:
+    return Stage(
+        "activations",
+        title=title,
+        label="3.3",
+        space={"activation": tune.grid_search(list(ACTIVATIONS))},
+    )
+
+
+def final_stage() -> Stage:
+    """Best configuration so far, trained longer (FINAL_TRAINING), evaluated on the test split."""
+    return Stage(
+        "final",
+        title="Final model",
+        label="Final",
+        config=FINAL_TRAINING,
+        scheduler="fifo",
+        evaluate=True,
+    )

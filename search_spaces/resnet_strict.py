@@ -9,7 +9,12 @@ with the test-set report. Configurations that break a rule are listed as infeasi
 from ray import tune
 
 from orchestrator.study import Stage, Study
-from search_spaces.common import COURSE_TRAINING, FINAL_TRAINING, TINY_IMAGENET_10
+from search_spaces.common import (
+    COURSE_TRAINING,
+    TINY_IMAGENET_10,
+    activations_stage,
+    final_stage,
+)
 
 STRICT_RESNET = {
     "model": "resnet",
@@ -59,19 +64,7 @@ study = Study(
             label="3.2",
             space={"dropout": tune.grid_search([0.1, 0.2, 0.3])},
         ),
-        Stage(
-            "activations",
-            title="Activations",
-            label="3.3",
-            space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
-        ),
-        Stage(
-            "final",
-            title="Final model",
-            label="Final",
-            config=FINAL_TRAINING,
-            scheduler="fifo",
-            evaluate=True,
-        ),
+        activations_stage("Activations"),
+        final_stage(),
     ],
 )

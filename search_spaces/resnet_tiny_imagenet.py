@@ -12,7 +12,13 @@ base config instead.
 from ray import tune
 
 from orchestrator.study import Stage, Study
-from search_spaces.common import COURSE_TRAINING, FINAL_TRAINING, RESNET_18, TINY_IMAGENET_10
+from search_spaces.common import (
+    COURSE_TRAINING,
+    RESNET_18,
+    TINY_IMAGENET_10,
+    activations_stage,
+    final_stage,
+)
 
 study = Study(
     name="resnet_tiny_imagenet",
@@ -40,19 +46,7 @@ study = Study(
             label="3.2",
             space={"blocks": tune.grid_search([1, 2, 3])},
         ),
-        Stage(
-            "activations",
-            title="3.3 Activations",
-            label="3.3",
-            space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
-        ),
-        Stage(
-            "final",
-            title="Final model",
-            label="Final",
-            config=FINAL_TRAINING,
-            scheduler="fifo",
-            evaluate=True,
-        ),
+        activations_stage(),
+        final_stage(),
     ],
 )
