@@ -40,10 +40,14 @@ class StageProgress(Callback):
             elif trial.status == "TERMINATED":
                 planned = int(trial.config.get("epochs", self.epochs))
                 counts["completed" if epoch >= planned else "stopped"] += 1
-            value = (trial.last_result or {}).get(self.metric)
-            if isinstance(value, int | float) and self._better(value):
-                self.best = (float(value), trial.config.get("label") or trial.trial_id)
+            self._consider(trial, trial.last_result or {})
         self.counts = counts
+
+    def _consider(self, trial: Any, result: dict) -> None:
+        value = result.get(self.metric)
+        excluded = result.get("diverged") or result.get("infeasible")
+        if isinstance(value, int | float) and not excluded and self._better(value):
+            self.best = (float(value), trial.config.get("label") or trial.trial_id)
 
     def _better(self, value: float) -> bool:
         if self.best is None:
@@ -54,6 +58,7 @@ class StageProgress(Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         self._count(trials)
+        self._consider(trial, result)  # Ray updates trial.last_result after the callbacks
         if time.monotonic() - self.last_print > self.every_s:
             self.show()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +41,6 @@ def use_local_session(session: LocalSession | None) -> None:
     """Route reports to `session` instead of Ray (benchmarks, tests)."""
     global _local
     _local = session
-
-
-def in_ray() -> bool:
-    if _local is not None:
-        return False
-    from ray import tune
-
-    try:
-        return tune.get_context().get_trial_id() is not None
-    except Exception:  # outside a Tuner Ray raises or returns None depending on version
-        return False
 
 
 def trial_dir() -> Path:
@@ -100,6 +88,3 @@ def load_state(folder: Path, map_location: str | torch.device = "cpu") -> dict[s
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {folder}")
     # weights_only=False: our own checkpoints hold RNG states and scheduler dicts, not just tensors.
     return torch.load(path, map_location=map_location, weights_only=False)
-
-
-Reporter = Callable[[dict[str, Any], dict[str, Any] | None], None]

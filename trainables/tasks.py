@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
@@ -110,7 +110,3 @@ def targets_for(task: str, y: Tensor) -> Tensor:
     if task == "segmentation":
         return y.float()
     return y
-
-
-def module_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
