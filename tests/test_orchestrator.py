@@ -40,6 +40,21 @@ def write_study(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+def single_stage_study(folder: Path, name: str, classes: int) -> Path:
+    """A one-stage, one-epoch classification study on the synthetic Tiny ImageNet tree."""
+    return write_study(
+        folder,
+        name,
+        f"""
+        from orchestrator.study import Stage, Study
+        study = Study(name={name!r}, trainable="classification",
+                      base={{"dataset": "tiny_imagenet", "classes": {classes}, "epochs": 1,
+                            "batch_size": 32, **{TINY_MODEL!r}}},
+                      stages=[Stage("only", scheduler="fifo")])
+    """,
+    )
+
+
 def read_results(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
 
@@ -210,17 +225,7 @@ def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
     tmp_path: Path, data_root: Path, ray_session: object
 ) -> None:
     runs = tmp_path / "runs"
-    clf = write_study(
-        tmp_path,
-        "clf",
-        f"""
-        from orchestrator.study import Stage, Study
-        study = Study(name="clf", trainable="classification",
-                      base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1,
-                            "batch_size": 32, **{TINY_MODEL!r}}},
-                      stages=[Stage("only", scheduler="fifo")])
-    """,
-    )
+    clf = single_stage_study(tmp_path, "clf", classes=4)
     assert main([str(clf), "--data-root", str(data_root), "--storage", str(runs)]) == 0
     seg = write_study(
         tmp_path,
@@ -329,17 +334,7 @@ def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
 def test_resuming_with_other_settings_is_refused(
     tmp_path: Path, data_root: Path, ray_session: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    study = write_study(
-        tmp_path,
-        "settings",
-        f"""
-        from orchestrator.study import Stage, Study
-        study = Study(name="settings", trainable="classification",
-                      base={{"dataset": "tiny_imagenet", "classes": 2, "epochs": 1,
-                            "batch_size": 32, **{TINY_MODEL!r}}},
-                      stages=[Stage("only", scheduler="fifo")])
-    """,
-    )
+    study = single_stage_study(tmp_path, "settings", classes=2)
     args = [str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")]
     assert main([*args, "--smoke"]) == 0
     assert main(args) == 2  # without --smoke: the finished smoke results must not be reused
