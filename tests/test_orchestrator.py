@@ -366,3 +366,20 @@ def test_study_file_mistakes_name_file_and_line(tmp_path: Path) -> None:
     )
     with pytest.raises(StudyError, match=r"metric='val_IoU'.*val_iou"):
         load_study(path)
+
+
+def test_stop_reason_is_asha_only_when_asha_decided() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.tuner import stop_status
+
+    ok = SimpleNamespace(error=None)
+    decision = {"trial_id": "t", "epoch": 2, "value": 0.41}
+    assert stop_status(ok, {}, 2, 6, decision, "val_acc") == (
+        "asha_stopped",
+        "stopped by ASHA after 2 of 6 epochs (val_acc 0.4100 below the rung's cutoff)",
+    )
+    status, reason = stop_status(ok, {}, 2, 6, None, "val_acc")
+    assert status == "stopped" and "without an ASHA decision" in reason
+    assert stop_status(ok, {}, 6, 6, None, "val_acc") == ("completed", None)
+    assert stop_status(ok, {"diverged": 1, "reason": "nan"}, 1, 6, None, "val_acc")[0] == "diverged"
