@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from trainables.data import DEFAULT_DIRS, DataError, DataSpec, dataset_dir, default_data_root
+from trainables.data import (
+    DEFAULT_DIRS,
+    DataError,
+    DataSpec,
+    dataset_dir,
+    default_data_root,
+    resolve_data_dir,
+)
 from trainables.data.spec import select_classes
 
 IDS = [f"c{i}" for i in range(10)]
@@ -29,11 +36,14 @@ def test_dataset_dir_accepts_root_or_dataset_folder(tmp_path: Path) -> None:
     only.mkdir()
     (only / "wnids.txt").write_text("n1\n")
     assert dataset_dir("tiny_imagenet", only) == only
-    assert set(DEFAULT_DIRS) == {"tiny_imagenet", "mnist", "cifar10", "lunar"}
+    assert set(DEFAULT_DIRS) >= {"tiny_imagenet", "mnist", "cifar10", "lunar"}
+    assert DEFAULT_DIRS["lunar"] == "MOON_SEGMENTATION_BINARY"
 
 
 def test_unknown_dataset_names_valid_ones() -> None:
-    with pytest.raises(DataError, match=r"'imagenet'.*tiny_imagenet, mnist, cifar10, lunar"):
+    with pytest.raises(
+        DataError, match=r"'imagenet'; valid: cifar10, .*lunar, mnist, tiny_imagenet"
+    ):
         DataSpec("imagenet", Path("x"))
 
 
@@ -75,11 +85,31 @@ def test_lunar_always_uses_holdout() -> None:
 
 
 def test_from_config_reads_data_keys_only(tmp_path: Path) -> None:
-    config = {"dataset": "cifar10", "data_dir": str(tmp_path), "classes": 4, "lr": 1e-3}
-    spec = DataSpec.from_config(config)
+    config = {"dataset": "cifar10", "data_dir": None, "classes": 4, "lr": 1e-3}
+    spec = DataSpec.from_config(config, tmp_path)
     assert spec.path == tmp_path / "cifar10-images" and spec.classes == 4
-    with pytest.raises(DataError, match="no 'dataset' key"):
-        DataSpec.from_config({"lr": 1})
+    # Missing data keys take the flat config's defaults.
+    assert DataSpec.from_config({"lr": 1}, tmp_path) == DataSpec(
+        "tiny_imagenet", tmp_path / "tiny-imagenet-200"
+    )
+
+
+def test_data_dir_has_one_meaning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data_dir: a folder under the data root, or an absolute path; None: the default folder."""
+    assert (
+        resolve_data_dir("lunar", "MARS_ROCKS_BINARY", tmp_path) == tmp_path / "MARS_ROCKS_BINARY"
+    )
+    assert resolve_data_dir("lunar", None, tmp_path) == tmp_path / "MOON_SEGMENTATION_BINARY"
+    assert resolve_data_dir("lunar", "", tmp_path) == tmp_path / "MOON_SEGMENTATION_BINARY"
+    elsewhere = tmp_path / "elsewhere" / "moon"
+    assert resolve_data_dir("lunar", str(elsewhere), tmp_path / "root") == elsewhere
+    monkeypatch.setenv("ARCHSWEEP_DATA", str(tmp_path / "env"))
+    spec = DataSpec.from_config({"dataset": "lunar", "data_dir": "MARS_ROCKS_BINARY"})
+    assert spec.path == tmp_path / "env" / "MARS_ROCKS_BINARY"
+    with pytest.raises(DataError, match=r"data_dir=3 is not valid; use a folder name"):
+        resolve_data_dir("lunar", 3, tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"unknown dataset 'moon'; valid: .*lunar"):
+        resolve_data_dir("moon", None, tmp_path)
 
 
 def test_select_first_n_and_seeded_draw() -> None:

@@ -41,6 +41,16 @@ def test_empty_split_with_nonzero_fraction_is_an_error() -> None:
         stratified_split(np.arange(6) % 2, 0.01, 0.0, seed=0)
 
 
+def test_tiny_strata_keep_a_training_row() -> None:
+    # One class of a single row and a split smaller than the number of classes: scikit-learn
+    # refuses both, the fallback still splits and keeps every class in train.
+    labels = np.array([0] * 10 + [1] * 10 + [2])
+    train, val, test = stratified_split(labels, 0.1, 0.1, seed=0)
+    assert len(train) + len(val) + len(test) == len(labels)
+    assert set(labels[train]) == {0, 1, 2} and len(val) >= 1 and len(test) >= 1
+    assert len(np.intersect1d(val, test)) == 0
+
+
 def test_bundle_official_vs_holdout(tmp_path: Path) -> None:
     root = write_tiny_imagenet(tmp_path / "t", n_classes=3, train_per_class=20, val_per_class=4)
     official = load_bundle(DataSpec("tiny_imagenet", root, val_fraction=0.25), tmp_path / "c")

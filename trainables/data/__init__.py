@@ -6,7 +6,13 @@ bundle = load_bundle(DataSpec("tiny_imagenet", classes=10, image_size=None))
 loader = TensorLoader(bundle.train, 128, "cuda", augment=AugmentConfig(hflip=True, crop_padding=4),
                       mean=bundle.mean, std=bundle.std)
 ```
+
+Data sets are registered by their reader modules (`register_dataset`); importing this package
+imports every reader module below, so `list_datasets()` is complete after ``import
+trainables.data``. To add one, write its reader module and import it here.
 """
+
+from typing import Any
 
 from .augment import AugmentConfig, augment_batch
 from .bundle import DataBundle, Split, channel_stats, load_bundle
@@ -14,20 +20,37 @@ from .cache import default_cache_dir
 from .download import ensure_downloaded
 from .errors import DataError, DataWarning
 from .loader import TensorLoader
+
+# Reader modules: importing them registers their data sets.
+from .mnist_cifar import write_mnist
+from .registry import DatasetEntry, get_dataset, list_datasets, register_dataset
 from .segmentation import binarize_mask, list_pairs
-from .spec import DATASETS, DEFAULT_DIRS, DataSpec, dataset_dir, default_data_root
+from .spec import DATA_DEFAULTS, DataSpec, dataset_dir, default_data_root, resolve_data_dir
 from .split import stratified_split
 from .synthetic import write_image_folder, write_lunar, write_tiny_imagenet
 from .tiny_imagenet import TinyImageNetDataset
 
+
+def __getattr__(name: str) -> Any:
+    # DATASETS (names) and DEFAULT_DIRS (name -> default folder) are read from the registry when
+    # accessed, so they always list every registered data set.
+    if name in ("DATASETS", "DEFAULT_DIRS"):
+        from . import spec
+
+        return getattr(spec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DATASETS",
+    "DATA_DEFAULTS",
     "DEFAULT_DIRS",
     "AugmentConfig",
     "DataBundle",
     "DataError",
     "DataSpec",
     "DataWarning",
+    "DatasetEntry",
     "Split",
     "TensorLoader",
     "TinyImageNetDataset",
@@ -38,10 +61,15 @@ __all__ = [
     "default_cache_dir",
     "default_data_root",
     "ensure_downloaded",
+    "get_dataset",
+    "list_datasets",
     "list_pairs",
     "load_bundle",
+    "register_dataset",
+    "resolve_data_dir",
     "stratified_split",
     "write_image_folder",
     "write_lunar",
+    "write_mnist",
     "write_tiny_imagenet",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,20 +9,11 @@ from typing import Any
 import numpy as np
 
 from .cache import load_or_build
-from .decode import Pool, Source, warn_skipped
+from .decode import Pool, warn_skipped
 from .errors import DataError
-from .mnist_cifar import cifar10_source, mnist_source
-from .segmentation import lunar_source
+from .registry import get_dataset
 from .spec import DataSpec
 from .split import stratified_split
-from .tiny_imagenet import tiny_imagenet_source
-
-READERS: dict[str, Callable[[DataSpec], Source]] = {
-    "tiny_imagenet": tiny_imagenet_source,
-    "mnist": mnist_source,
-    "cifar10": cifar10_source,
-    "lunar": lunar_source,
-}
 
 
 @dataclass
@@ -136,7 +126,7 @@ def load_bundle(spec: DataSpec, cache_dir: Path | None = None) -> DataBundle:
     Raises:
         DataError: missing folder, wrong layout, unknown class, bad mask, empty class.
     """
-    source = READERS[spec.dataset](spec)
+    source = get_dataset(spec.dataset).reader(spec)
     pool, path, hit = load_or_build(source, cache_dir)
     if hit:
         warn_skipped(pool.skipped, str(source.root))  # the policy warns on every load

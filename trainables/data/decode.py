@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, DataWarning, preview
@@ -133,3 +135,29 @@ def check_classes_nonempty(labels: np.ndarray, class_ids: Sequence[str], where: 
             f"class {preview(empty)} has no readable image in {where}; add images to its folder "
             "or leave the class out of `classes`"
         )
+
+
+def resize_array(images: np.ndarray, side: int | None) -> np.ndarray:
+    """Resize uint8 NHWC images to side x side (antialiased bilinear, vectorised in chunks)."""
+    if side is None or images.shape[1:3] == (side, side):
+        return images
+    out = np.empty((len(images), side, side, images.shape[3]), dtype=np.uint8)
+    for start in range(0, len(images), 4096):  # bounded float memory for 60k images
+        x = torch.from_numpy(images[start : start + 4096]).permute(0, 3, 1, 2).float()
+        y = F.interpolate(
+            x, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+        )
+        out[start : start + 4096] = y.round_().clamp_(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    return out
+
+
+def select_labels(
+    labels: np.ndarray, all_ids: list[str], chosen: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row mask, new labels) keeping the chosen classes, relabelled by their order in `chosen`."""
+    new_label = np.full(len(all_ids), -1, dtype=np.int64)
+    for i, cid in enumerate(chosen):
+        new_label[all_ids.index(cid)] = i
+    mapped = new_label[labels]
+    keep = mapped >= 0
+    return keep, mapped[keep]

@@ -1,8 +1,9 @@
 """`ensure_downloaded`: fetch a missing data set for online users; fail fast and clearly offline.
 
 `load_bundle` never downloads (clusters and offline machines should not try); call this once on
-the driver. Tiny ImageNet comes from the CS231n site as a zip; MNIST and CIFAR-10 through
-torchvision's own downloaders. The lunar set has no public direct URL, so it is only checked.
+the driver. What to fetch and from where is each data set's registry entry (`register_dataset`):
+Tiny ImageNet's zip from the CS231n site, MNIST, FashionMNIST and CIFAR-10 through torchvision's
+downloaders; the lunar set has no public URL, so its entry only says where to put it.
 """
 
 from __future__ import annotations
@@ -12,37 +13,24 @@ import socket
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DataError
-from .mnist_cifar import CIFAR_URL, MNIST_URL, cifar_pickle_root, mnist_present, mnist_raw_dir
-from .segmentation import LAYOUT_HINT as LUNAR_HINT
+from .registry import get_dataset
 from .spec import DataSpec
-from .tiny_imagenet import URL as TINY_IMAGENET_URL
 
 
 @contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    # torchvision's downloaders take no timeout argument; a default socket timeout bounds them.
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Bound every socket operation inside the block (torchvision's downloaders take no timeout)."""
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
         yield
     finally:
         socket.setdefaulttimeout(old)
-
-
-def _present(spec: DataSpec) -> bool:
-    path = spec.path
-    if spec.dataset == "tiny_imagenet":
-        return (path / "wnids.txt").is_file() and (path / "train").is_dir()
-    if spec.dataset == "mnist":
-        return mnist_present(path)
-    if spec.dataset == "cifar10":
-        return cifar_pickle_root(path) is not None or (path / "train").is_dir()
-    return (path / "images" / "render").is_dir() and (path / "images" / "ground").is_dir()
 
 
 def ensure_downloaded(spec: DataSpec, *, timeout: float = 10.0) -> Path:
@@ -56,54 +44,36 @@ def ensure_downloaded(spec: DataSpec, *, timeout: float = 10.0) -> Path:
         DataError: the download failed (offline, server down) or the data set cannot be
             downloaded; the message names the folder to put the files in and the URL.
     """
-    if _present(spec):
+    entry = get_dataset(spec.dataset)
+    if entry.is_present(spec.path):
         return spec.path
-    if spec.dataset == "lunar":
+    if entry.download is None:
         raise DataError(
-            f"the lunar data set is not in {spec.path} and cannot be downloaded automatically; "
-            f"put MOON_SEGMENTATION_BINARY there ({LUNAR_HINT})"
+            f"the {entry.name} data set is not in {spec.path} and cannot be downloaded "
+            f"automatically; {entry.manual_hint(spec.path)}"
         )
-    fetchers: dict[str, tuple[Callable[[DataSpec, float], None], str, Path]] = {
-        "tiny_imagenet": (_fetch_tiny_imagenet, TINY_IMAGENET_URL, spec.path),
-        "mnist": (_fetch_torchvision, MNIST_URL, mnist_raw_dir(spec.path)),
-        "cifar10": (_fetch_torchvision, CIFAR_URL, spec.path),
-    }
-    fetch, url, target = fetchers[spec.dataset]
     try:
-        with _socket_timeout(timeout):
-            fetch(spec, timeout)
+        with socket_timeout(timeout):
+            entry.download(spec.path, timeout)
     except (OSError, RuntimeError, zipfile.BadZipFile) as exc:  # URLError is an OSError
         raise DataError(
-            f"could not download {spec.dataset} from {url} ({type(exc).__name__}: {exc}). "
-            f"Download it by hand and put the files in {target}"
+            f"could not download {entry.name} from {entry.url} ({type(exc).__name__}: {exc}). "
+            f"Download it by hand: {entry.manual_hint(spec.path)}"
         ) from exc
     return spec.path
 
 
-def _fetch_tiny_imagenet(spec: DataSpec, timeout: float) -> None:
-    dest = spec.path
+def fetch_zip_folder(url: str, top: str, dest: Path, timeout: float) -> None:
+    """Download the zip at `url` and move its single top folder `top` to `dest`.
+
+    Everything happens in a temporary folder next to `dest`, so a failed download leaves no
+    partial `dest` behind.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        archive = Path(tmp) / "tiny-imagenet-200.zip"
-        with (
-            urllib.request.urlopen(TINY_IMAGENET_URL, timeout=timeout) as resp,
-            archive.open("wb") as f,
-        ):
+        archive = Path(tmp) / "download.zip"
+        with urllib.request.urlopen(url, timeout=timeout) as resp, archive.open("wb") as f:
             shutil.copyfileobj(resp, f, length=1 << 20)
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp)
-        # The zip holds one top folder, tiny-imagenet-200/; move it to whatever dest is called.
-        shutil.move(str(Path(tmp) / "tiny-imagenet-200"), str(dest))
-
-
-def _fetch_torchvision(spec: DataSpec, timeout: float) -> None:
-    from torchvision.datasets import CIFAR10, MNIST
-
-    del timeout  # bounded by _socket_timeout
-    if spec.dataset == "mnist":
-        root = mnist_raw_dir(spec.path).parent.parent
-        for train in (True, False):
-            MNIST(str(root), train=train, download=True)
-    else:
-        spec.path.mkdir(parents=True, exist_ok=True)
-        CIFAR10(str(spec.path), train=True, download=True)
+        shutil.move(str(Path(tmp) / top), str(dest))

@@ -17,8 +17,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .decode import (
     Pool,
@@ -27,103 +25,53 @@ from .decode import (
     decode_images,
     list_images,
     require_dir,
+    resize_array,
+    select_labels,
     warn_skipped,
 )
 from .errors import DataError, preview
+from .idx import idx_present, idx_source, torchvision_download, write_idx_dataset
+from .registry import register_dataset
 from .spec import DataSpec, select_classes
+from .synthetic import write_image_folder
 
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_BATCHES = "cifar-10-batches-py"
 CIFAR_NATIVE = 32
 
 
-def resize_array(images: np.ndarray, side: int | None) -> np.ndarray:
-    """Resize uint8 NHWC images to side x side (antialiased bilinear, vectorised in chunks)."""
-    if side is None or images.shape[1:3] == (side, side):
-        return images
-    out = np.empty((len(images), side, side, images.shape[3]), dtype=np.uint8)
-    for start in range(0, len(images), 4096):  # bounded float memory for 60k images
-        x = torch.from_numpy(images[start : start + 4096]).permute(0, 3, 1, 2).float()
-        y = F.interpolate(
-            x, size=(side, side), mode="bilinear", antialias=True, align_corners=False
-        )
-        out[start : start + 4096] = y.round_().clamp_(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    return out
-
-
-def _select_labels(
-    labels: np.ndarray, all_ids: list[str], chosen: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(row mask, new labels) keeping the chosen classes, relabelled by their order in `chosen`."""
-    new_label = np.full(len(all_ids), -1, dtype=np.int64)
-    for i, cid in enumerate(chosen):
-        new_label[all_ids.index(cid)] = i
-    mapped = new_label[labels]
-    keep = mapped >= 0
-    return keep, mapped[keep]
-
-
 # MNIST ---------------------------------------------------------------------------------------
-
-
-def mnist_raw_dir(root: Path) -> Path:
-    """``<root>/MNIST/raw``; a root that is itself the MNIST folder is accepted too."""
-    root = Path(root)
-    if not (root / "MNIST" / "raw").is_dir() and root.name == "MNIST" and (root / "raw").is_dir():
-        root = root.parent
-    return root / "MNIST" / "raw"
-
-
-def mnist_present(root: Path) -> bool:
-    """Whether the four uncompressed idx files are in torchvision's layout under `root`."""
-    raw = mnist_raw_dir(root)
-    return all((raw / f).is_file() for f in MNIST_FILES)
 
 
 def mnist_source(spec: DataSpec) -> Source:
     """MNIST reader: the idx files through torchvision (one vectorised read per split)."""
-    raw = mnist_raw_dir(spec.path)
-    if not mnist_present(spec.path):
-        missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
-        raise DataError(
-            f"MNIST not found: {raw} lacks {preview(missing)}. Expected torchvision's layout "
-            "<root>/MNIST/raw/ with the four uncompressed idx files; get them with "
-            f"trainables.data.ensure_downloaded(spec) or from {MNIST_URL}"
-        )
-    all_ids = [str(d) for d in range(10)]
-    chosen = select_classes(all_ids, spec.classes, spec.class_seed, where="MNIST (digits 0-9)")
-    torch_root = raw.parent.parent
+    return idx_source(spec, "MNIST", [str(d) for d in range(10)], MNIST_URL)
 
-    def load(train: bool) -> tuple[np.ndarray, np.ndarray]:
-        from torchvision.datasets import MNIST
 
-        ds = MNIST(str(torch_root), train=train, download=False)
-        keep, labels = _select_labels(ds.targets.numpy().astype(np.int64), all_ids, chosen)
-        images = ds.data.numpy()[keep][..., None]  # (N, 28, 28, 1)
-        return resize_array(images, spec.image_size), labels
+def _mnist_download(folder: Path, timeout: float) -> None:
+    del timeout  # bounded by ensure_downloaded's socket timeout
+    torchvision_download(folder, "MNIST")
 
-    def decode() -> Pool:
-        train_x, train_y = load(True)
-        test_x, test_y = (None, None) if spec.uses_holdout_test else load(False)
-        return Pool("classification", chosen, list(chosen), train_x, train_y, test_x, test_y)
 
-    return Source(
-        "mnist",
-        raw,
-        "classification",
-        chosen,
-        list(chosen),
-        [raw / f for f in MNIST_FILES],
-        decode,
-        {"image_size": spec.image_size, "official_test": not spec.uses_holdout_test},
-    )
+def write_mnist(root: str | Path, seed: int = 0, **kwargs: int) -> Path:
+    """A small synthetic MNIST in the real idx layout (see `write_idx_dataset` for kwargs)."""
+    return write_idx_dataset(root, "MNIST", seed=seed, **kwargs)
+
+
+register_dataset(
+    "mnist",
+    folder=".",  # torchvision's root layout: the data root holds MNIST/raw/
+    markers=("MNIST",),
+    task="classification",
+    official_test=True,
+    reader=mnist_source,
+    synthetic=write_mnist,
+    download=_mnist_download,
+    manual="put the four uncompressed idx files in {path}/MNIST/raw (from " + MNIST_URL + ")",
+    url=MNIST_URL,
+    present=lambda folder: idx_present(folder, "MNIST"),
+)
 
 
 # CIFAR-10 ------------------------------------------------------------------------------------
@@ -206,7 +154,7 @@ def _cifar_pickle_source(spec: DataSpec, root: Path) -> Source:
     def load(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         parts = [read_cifar_batch(p) for p in files]
         images = np.concatenate([p[0] for p in parts])
-        keep, labels = _select_labels(np.concatenate([p[1] for p in parts]), all_ids, chosen)
+        keep, labels = select_labels(np.concatenate([p[1] for p in parts]), all_ids, chosen)
         return resize_array(images[keep], spec.image_size), labels
 
     def decode() -> Pool:
@@ -278,3 +226,33 @@ def _image_folder_source(spec: DataSpec, native: int) -> Source:
         decode,
         {"format": "folder", "image_size": side, "official_test": not spec.uses_holdout_test},
     )
+
+
+def _cifar_present(folder: Path) -> bool:
+    return cifar_pickle_root(folder) is not None or (folder / "train").is_dir()
+
+
+def _cifar_download(folder: Path, timeout: float) -> None:
+    from torchvision.datasets import CIFAR10
+
+    del timeout  # bounded by ensure_downloaded's socket timeout
+    folder.mkdir(parents=True, exist_ok=True)
+    CIFAR10(str(folder), train=True, download=True)  # the archive holds the test batch too
+
+
+register_dataset(
+    "cifar10",
+    folder="cifar10-images",
+    markers=(CIFAR_BATCHES, "train"),
+    task="classification",
+    official_test=True,
+    reader=cifar10_source,
+    synthetic=write_image_folder,
+    download=_cifar_download,
+    manual=(
+        f"extract {CIFAR_URL} into {{path}} (giving {{path}}/{CIFAR_BATCHES}/), or put an image "
+        "folder there: train/<class>/*.jpg and test/<class>/*.jpg"
+    ),
+    url=CIFAR_URL,
+    present=_cifar_present,
+)

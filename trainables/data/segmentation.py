@@ -28,7 +28,9 @@ from PIL import Image, UnidentifiedImageError
 
 from .decode import Pool, Source, require_dir, warn_skipped
 from .errors import DataError, preview
+from .registry import register_dataset
 from .spec import DataSpec
+from .synthetic import write_lunar
 
 LAYOUT_HINT = (
     "expected images/render/renderNNNN.png inputs and images/ground/groundNNNN.png masks "
@@ -152,7 +154,7 @@ def lunar_source(spec: DataSpec) -> Source:
 
     files = [p for pair in pairs for p in pair]
     return Source(
-        "lunar",
+        spec.dataset,
         root,
         "segmentation",
         ["rock"],
@@ -161,3 +163,21 @@ def lunar_source(spec: DataSpec) -> Source:
         decode,
         {"image_size": spec.image_size},
     )
+
+
+def _present(folder: Path) -> bool:
+    return (folder / "images" / "render").is_dir() and (folder / "images" / "ground").is_dir()
+
+
+register_dataset(
+    "lunar",
+    folder="MOON_SEGMENTATION_BINARY",
+    markers=("images/render",),
+    task="segmentation",
+    official_test=False,  # always a stratified holdout
+    reader=lunar_source,
+    synthetic=write_lunar,
+    download=None,  # the MOON data set has no public direct URL
+    manual=f"put MOON_SEGMENTATION_BINARY there ({LAYOUT_HINT})",
+    present=_present,
+)

@@ -24,33 +24,36 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, preview
+from .registry import get_dataset, list_datasets
 
-DATASETS = ("tiny_imagenet", "mnist", "cifar10", "lunar")
 TEST_SPLITS = ("official", "holdout")
 
-# Folder of each data set under the data root. MNIST uses torchvision's root layout: the root holds
-# MNIST/raw/..., so its folder is the root itself.
-DEFAULT_DIRS: dict[str, str] = {
-    "tiny_imagenet": "tiny-imagenet-200",
-    "mnist": ".",
-    "cifar10": "cifar10-images",
-    "lunar": "MOON_SEGMENTATION_BINARY",
+# The data keys of the flat trial config (docs/interfaces.md) and their defaults. The data layer
+# owns them; DataSpec's field defaults and `DataSpec.from_config` read them from here.
+DATA_DEFAULTS: dict[str, Any] = {
+    "dataset": "tiny_imagenet",
+    "data_dir": None,  # folder under the data root (or absolute); None = the data set's default
+    "classes": None,  # None = all, int = first N, list = ids, {"n": N, "seed": S} = N drawn
+    "class_seed": None,  # with an int `classes`: draw the N classes with this seed
+    "image_size": None,  # None = native size
+    "val_fraction": 0.1,
+    "test_fraction": 0.1,
+    "split_seed": 0,
+    "test_split": "official",  # "official" test set / val folder, or "holdout" from train
 }
-
-# The data keys of the flat trial config (docs/interfaces.md) and their DataSpec field names.
-CONFIG_KEYS = (
-    "dataset",
-    "data_dir",
-    "classes",
-    "class_seed",
-    "image_size",
-    "val_fraction",
-    "test_fraction",
-    "split_seed",
-    "test_split",
-)
+CONFIG_KEYS = tuple(DATA_DEFAULTS)
 
 ClassSelection = None | int | tuple[str, ...]
+
+
+def __getattr__(name: str) -> Any:
+    # DATASETS / DEFAULT_DIRS used to be constants; they are now read from the registry at access
+    # time, so a data set registered later (a new reader module) shows up in them.
+    if name == "DATASETS":
+        return tuple(list_datasets())
+    if name == "DEFAULT_DIRS":
+        return {n: get_dataset(n).folder for n in list_datasets()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_data_root() -> Path:
@@ -59,33 +62,43 @@ def default_data_root() -> Path:
     return Path(env).expanduser() if env else Path("data")
 
 
-def dataset_dir(dataset: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder of `dataset` under `data_dir` (default: `default_data_root()`).
+def dataset_dir(dataset: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The default folder of `dataset` under the data root `root` (default: `default_data_root()`).
 
-    If `data_dir` lacks the ``DEFAULT_DIRS`` child but itself has the data set's marker files
-    (wnids.txt, train/, cifar-10-batches-py/, images/render/), it is used as is, so both
-    ``data/`` and ``data/tiny-imagenet-200`` work.
+    If `root` lacks the data set's default folder but itself has one of its layout markers
+    (wnids.txt, MNIST/, cifar-10-batches-py/, images/render/), it is used as is, so both
+    ``data/`` and ``data/tiny-imagenet-200`` work as the root.
     """
-    _check_dataset(dataset)
-    root = Path(data_dir).expanduser() if data_dir is not None else default_data_root()
-    candidate = root / DEFAULT_DIRS[dataset]
-    if not candidate.exists() and any((root / m).exists() for m in _MARKERS[dataset]):
+    entry = get_dataset(dataset)
+    root = Path(root).expanduser() if root is not None else default_data_root()
+    candidate = root / entry.folder
+    if not candidate.exists() and any((root / m).exists() for m in entry.markers):
         return root
     return candidate
 
 
-# Files or folders that identify a data set folder (for `dataset_dir`).
-_MARKERS = {
-    "tiny_imagenet": ("wnids.txt",),
-    "mnist": ("MNIST",),
-    "cifar10": ("cifar-10-batches-py", "train"),
-    "lunar": ("images/render",),
-}
+def resolve_data_dir(
+    dataset: str,
+    data_dir: str | os.PathLike[str] | None,
+    data_root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The folder a config's ``data_dir`` names: the one meaning of ``data_dir``.
 
-
-def _check_dataset(dataset: object) -> None:
-    if dataset not in DATASETS:
-        raise DataError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    ``data_dir`` is the data set's folder, relative to the data root (``data_dir=
+    "MARS_ROCKS_BINARY"`` reads ``<data root>/MARS_ROCKS_BINARY``); an absolute path (or ``~``) is
+    used as is. None or "" means the data set's default folder, ``dataset_dir(dataset, data_root)``.
+    `data_root` defaults to `default_data_root()` (``$ARCHSWEEP_DATA`` or ``./data``).
+    """
+    get_dataset(dataset)  # unknown names fail here, listing the valid ones
+    root = Path(data_root).expanduser() if data_root is not None else default_data_root()
+    if data_dir is None or str(data_dir) == "":
+        return dataset_dir(dataset, root)
+    if not isinstance(data_dir, str | os.PathLike):
+        raise DataError(
+            f"data_dir={data_dir!r} is not valid; use a folder name under the data root "
+            "(e.g. 'MARS_ROCKS_BINARY'), an absolute path, or None for the default folder"
+        )
+    return root / Path(data_dir).expanduser()  # an absolute data_dir replaces the root
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,7 @@ class DataSpec:
     """Which data set, classes, size and split a trial uses (see the module docstring).
 
     Args:
-        dataset: "tiny_imagenet" | "mnist" | "cifar10" | "lunar".
+        dataset: a registered data set name (see `list_datasets()`).
         path: the data set folder (e.g. ``<root>/tiny-imagenet-200``); None means
             ``dataset_dir(dataset)`` under the default data root.
         classes: class selection, see the module docstring.
@@ -107,21 +120,22 @@ class DataSpec:
         split_seed: seed of the stratified splits.
         test_split: "official" uses the data set's own test set (Tiny ImageNet's val folder,
             MNIST's and CIFAR-10's test sets); "holdout" carves a stratified test split out of
-            train. The lunar set has no official test set, so it always uses a holdout.
+            train. A data set registered without an official test set (lunar) always uses a
+            holdout.
     """
 
     dataset: str
     path: Path | None = None
-    classes: Any = None
-    class_seed: int | None = None
-    image_size: int | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    split_seed: int = 0
-    test_split: str = "official"
+    classes: Any = DATA_DEFAULTS["classes"]
+    class_seed: int | None = DATA_DEFAULTS["class_seed"]
+    image_size: int | None = DATA_DEFAULTS["image_size"]
+    val_fraction: float = DATA_DEFAULTS["val_fraction"]
+    test_fraction: float = DATA_DEFAULTS["test_fraction"]
+    split_seed: int = DATA_DEFAULTS["split_seed"]
+    test_split: str = DATA_DEFAULTS["test_split"]
 
     def __post_init__(self) -> None:
-        _check_dataset(self.dataset)
+        get_dataset(self.dataset)  # unknown names fail here, listing the valid ones
         # frozen: normalize through object.__setattr__ so the instance stays hashable and equal
         # specs compare equal whatever form the user wrote them in.
         path = dataset_dir(self.dataset) if self.path is None else Path(self.path).expanduser()
@@ -157,25 +171,27 @@ class DataSpec:
 
     @property
     def task(self) -> str:
-        """ "segmentation" for the lunar layout, else "classification"."""
-        return "segmentation" if self.dataset == "lunar" else "classification"
+        """The registered task: "classification" or "segmentation"."""
+        return get_dataset(self.dataset).task
 
     @property
     def uses_holdout_test(self) -> bool:
-        """Whether the test split is carved out of train (always for lunar)."""
-        return self.test_split == "holdout" or self.dataset == "lunar"
+        """Whether the test split is carved out of train (always without an official test)."""
+        return self.test_split == "holdout" or not get_dataset(self.dataset).official_test
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> DataSpec:
+    def from_config(
+        cls, config: Mapping[str, Any], data_root: str | os.PathLike[str] | None = None
+    ) -> DataSpec:
         """Build a spec from the data keys of a flat trial config; other keys are ignored.
 
-        ``data_dir`` is the data root (or the data set folder itself, see `dataset_dir`).
+        Missing data keys take `DATA_DEFAULTS` (so a config without ``dataset`` reads Tiny
+        ImageNet). ``data_dir`` follows `resolve_data_dir`: a folder under `data_root` (default
+        `default_data_root()`), an absolute path, or None for the data set's default folder.
         """
-        if "dataset" not in config:
-            raise DataError(f"the config has no 'dataset' key; valid: {', '.join(DATASETS)}")
-        kwargs = {k: config[k] for k in CONFIG_KEYS if k in config and k != "data_dir"}
-        kwargs["path"] = dataset_dir(config["dataset"], config.get("data_dir"))
-        return cls(**kwargs)
+        data = {**DATA_DEFAULTS, **{k: config[k] for k in CONFIG_KEYS if k in config}}
+        path = resolve_data_dir(data["dataset"], data.pop("data_dir"), data_root)
+        return cls(path=path, **data)
 
 
 def _normalize_classes(classes: Any, seed: Any) -> tuple[ClassSelection, int | None]:

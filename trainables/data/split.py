@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.model_selection import StratifiedShuffleSplit
 
 from .errors import DataError
 
@@ -10,29 +11,54 @@ from .errors import DataError
 def stratified_split(
     strata: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted (train, val, test) row indices; each stratum is split in the given fractions.
+    """Sorted (train, val, test) row indices, each split keeping every stratum's share.
 
-    Per stratum of n rows, round(n * fraction) go to test and to val, so every class keeps its
-    share in every split (up to rounding). The same seed gives the same split on any machine
-    (numpy's PCG64 generator is stable across versions).
+    round(N * fraction) rows go to test and to val. Test is drawn first, then val from the rest,
+    both with scikit-learn's `StratifiedShuffleSplit` (seeded: the same seed gives the same split).
+
+    Raises:
+        DataError: a nonzero fraction rounds to an empty split.
     """
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for value in np.unique(strata):
-        rows = rng.permutation(np.flatnonzero(strata == value))
-        n_test = round(len(rows) * test_fraction)
-        n_val = round(len(rows) * val_fraction)
-        if n_test + n_val >= len(rows) and len(rows) > 1:
-            # A tiny class keeps at least one training row.
-            n_val = max(0, len(rows) - 1 - n_test)
-        parts[2].append(rows[:n_test])
-        parts[1].append(rows[n_test : n_test + n_val])
-        parts[0].append(rows[n_test + n_val :])
-    train, val, test = (np.sort(np.concatenate(p)) if p else np.array([], int) for p in parts)
+    strata = np.asarray(strata)
+    n = len(strata)
+    rows = np.arange(n)
+    rest, test = _draw(rows, strata, round(n * test_fraction), seed)
+    train, val = _draw(rest, strata[rest], round(n * val_fraction), seed + 1)
     for name, idx, fraction in (("val", val, val_fraction), ("test", test, test_fraction)):
         if fraction > 0 and len(idx) == 0:
             raise DataError(
-                f"{name}_fraction={fraction:g} of {len(strata)} samples leaves the {name} split "
+                f"{name}_fraction={fraction:g} of {n} samples leaves the {name} split "
                 f"empty; raise {name}_fraction or add data"
             )
-    return train, val, test
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _draw(
+    rows: np.ndarray, strata: np.ndarray, count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, drawn) subsets of `rows`, `count` drawn per stratum in proportion."""
+    if count == 0 or len(rows) == 0:
+        return rows, rows[:0]
+    _, sizes = np.unique(strata, return_counts=True)
+    if sizes.min() < 2 or count < len(sizes) or len(rows) - count < len(sizes):
+        # scikit-learn refuses a stratum of one row and a split smaller than the number of strata
+        # (ValueError); small pools (20 tiles, one without rocks) still need a split, so these
+        # fall back to per-stratum rounding that keeps every stratum's rows in train first.
+        return _draw_by_rounding(rows, strata, count / len(rows), seed)
+    sss = StratifiedShuffleSplit(n_splits=1, test_size=count, random_state=seed)
+    kept, drawn = next(sss.split(np.zeros(len(rows)), strata))
+    return rows[kept], rows[drawn]
+
+
+def _draw_by_rounding(
+    rows: np.ndarray, strata: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    kept, drawn = [], []
+    for value in np.unique(strata):
+        members = rng.permutation(rows[strata == value])
+        # A stratum keeps at least one row on the kept (training) side.
+        take = min(round(len(members) * fraction), len(members) - 1)
+        drawn.append(members[:take])
+        kept.append(members[take:])
+    return np.concatenate(kept), np.concatenate(drawn)

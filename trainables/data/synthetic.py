@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 
-def _class_image(k: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def class_image(k: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """uint8 RGB: hue by class, stripes at a class angle, random phase, shift and noise."""
     r, g, b = colorsys.hsv_to_rgb(k / max(n, 1), 0.7, 0.85)
     base = np.array([r, g, b]) * 255
@@ -62,14 +62,14 @@ def write_tiny_imagenet(
         lines = []
         for i in range(train_per_class):
             name = f"{wnid}_{i}.JPEG"
-            Image.fromarray(_class_image(k, n_classes, size, rng)).save(folder / name, quality=90)
+            Image.fromarray(class_image(k, n_classes, size, rng)).save(folder / name, quality=90)
             lines.append(f"{name}\t{box}")
         (root / "train" / wnid / f"{wnid}_boxes.txt").write_text("\n".join(lines) + "\n")
     ann = []
     for i in range(n_classes * val_per_class):
         k = i % n_classes
         name = f"val_{i}.JPEG"
-        img = _class_image(k, n_classes, size, rng)
+        img = class_image(k, n_classes, size, rng)
         Image.fromarray(img).save(root / "val" / "images" / name, quality=90)
         ann.append(f"{name}\t{wnids[k]}\t{box}")
     (root / "val" / "val_annotations.txt").write_text("\n".join(ann) + "\n")
@@ -92,7 +92,7 @@ def write_image_folder(
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
-                img = _class_image(k, len(classes), size, rng)
+                img = class_image(k, len(classes), size, rng)
                 Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=90)
     return root
 

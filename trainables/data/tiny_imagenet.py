@@ -34,8 +34,11 @@ from .decode import (
     require_dir,
     warn_skipped,
 )
+from .download import fetch_zip_folder
 from .errors import DataError, preview
+from .registry import register_dataset
 from .spec import ClassSelection, DataSpec, select_classes
+from .synthetic import write_tiny_imagenet
 
 NATIVE_SIZE = 64
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -235,3 +238,27 @@ def tiny_imagenet_source(spec: DataSpec) -> Source:
         decode,
         {"image_size": side, "official_test": not spec.uses_holdout_test},
     )
+
+
+def _present(folder: Path) -> bool:
+    return (folder / "wnids.txt").is_file() and (folder / "train").is_dir()
+
+
+def _download(folder: Path, timeout: float) -> None:
+    # The zip holds one top folder, tiny-imagenet-200/; it is moved to whatever `folder` is called.
+    fetch_zip_folder(URL, "tiny-imagenet-200", folder, timeout)
+
+
+register_dataset(
+    "tiny_imagenet",
+    folder="tiny-imagenet-200",
+    markers=("wnids.txt",),
+    task="classification",
+    official_test=True,  # the val folder, labelled in val_annotations.txt
+    reader=tiny_imagenet_source,
+    synthetic=write_tiny_imagenet,
+    download=_download,
+    manual=f"unzip {URL} and put the contents of its tiny-imagenet-200/ in {{path}}",
+    url=URL,
+    present=_present,
+)
