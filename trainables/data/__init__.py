@@ -8,8 +8,9 @@ loader = TensorLoader(bundle.train, 128, "cuda", augment=AugmentConfig(hflip=Tru
 ```
 
 Data sets are registered by their reader modules (`register_dataset`); importing this package
-imports every reader module below, so `list_datasets()` is complete after ``import
-trainables.data``. To add one, write its reader module and import it here.
+imports every reader module below (fashion_mnist, mnist_cifar, segmentation, tiny_imagenet), so
+`list_datasets()` is complete after ``import trainables.data``. To add a data set, write its
+reader module and import it here.
 """
 
 from typing import Any
@@ -19,9 +20,8 @@ from .bundle import DataBundle, Split, channel_stats, load_bundle
 from .cache import default_cache_dir
 from .download import ensure_downloaded
 from .errors import DataError, DataWarning
+from .fashion_mnist import write_fashion_mnist
 from .loader import TensorLoader
-
-# Reader modules: importing them registers their data sets.
 from .mnist_cifar import write_mnist
 from .registry import DatasetEntry, get_dataset, list_datasets, register_dataset
 from .segmentation import binarize_mask, list_pairs
@@ -68,6 +68,7 @@ __all__ = [
     "register_dataset",
     "resolve_data_dir",
     "stratified_split",
+    "write_fashion_mnist",
     "write_image_folder",
     "write_lunar",
     "write_mnist",
