@@ -63,7 +63,6 @@ def test_bundle_official_vs_holdout(tmp_path: Path) -> None:
     )
     assert (len(holdout.train), len(holdout.val), len(holdout.test)) == (30, 15, 15)
     assert np.bincount(holdout.test.targets).tolist() == [5, 5, 5]
-    assert holdout.summary()["test"] == 15
 
 
 def test_channel_stats_match_numpy() -> None:

@@ -25,6 +25,7 @@ from .loader import TensorLoader
 from .mnist_cifar import write_mnist
 from .registry import DatasetEntry, get_dataset, list_datasets, register_dataset
 from .segmentation import binarize_mask, list_pairs
+from .source import BundleCache, data_summary
 from .spec import DATA_DEFAULTS, DataSpec, dataset_dir, default_data_root, resolve_data_dir
 from .split import stratified_split
 from .synthetic import write_image_folder, write_lunar, write_tiny_imagenet
@@ -46,6 +47,7 @@ __all__ = [
     "DATA_DEFAULTS",
     "DEFAULT_DIRS",
     "AugmentConfig",
+    "BundleCache",
     "DataBundle",
     "DataError",
     "DataSpec",
@@ -57,6 +59,7 @@ __all__ = [
     "augment_batch",
     "binarize_mask",
     "channel_stats",
+    "data_summary",
     "dataset_dir",
     "default_cache_dir",
     "default_data_root",

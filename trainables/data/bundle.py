@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +34,8 @@ class DataBundle:
     side of the square images (every data set at native size, and any with `spec.image_size`);
     only non-square images (e.g. raw 720x480 MOON renders without `image_size`) give a
     (height, width) tuple. `image_shape` is always (height, width). `cache_path`/`from_cache` say
-    where the decoded pool lives and whether this load was a cache hit.
+    where the decoded pool lives and whether this load was a cache hit; `path` is the data set
+    folder it was read from (`DataSpec.path`).
     """
 
     name: str
@@ -51,6 +51,7 @@ class DataBundle:
     image_size: int | tuple[int, int]
     cache_path: Path | None = None
     from_cache: bool = False
+    path: Path | None = None
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -61,22 +62,6 @@ class DataBundle:
     def num_classes(self) -> int:
         """Number of classes (1 for binary segmentation: one sigmoid output)."""
         return len(self.class_ids)
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready description for study.json's "data" entry."""
-        return {
-            "dataset": self.name,
-            "task": self.task,
-            "class_names": self.class_names,
-            "class_ids": self.class_ids,
-            "train": len(self.train),
-            "val": len(self.val),
-            "test": len(self.test),
-            "image_size": self.image_size,
-            "in_channels": self.in_channels,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
 
 
 def channel_stats(images: np.ndarray, chunk: int = 2048) -> tuple[tuple[float, ...], ...]:
@@ -147,4 +132,5 @@ def load_bundle(spec: DataSpec, cache_dir: Path | None = None) -> DataBundle:
         image_size=height if height == width else (height, width),
         cache_path=path,
         from_cache=hit,
+        path=spec.path,
     )
