@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import SqueezeExcitation
 
 from trainables.models.layers import (
     GatedConv2d,
@@ -106,3 +107,15 @@ def test_l2pool_gradient_finite_at_zero() -> None:
     y = torch.zeros(1, 1, 4, 4, requires_grad=True)
     torch.sqrt(F.avg_pool2d(y * y, 2)).sum().backward()  # without eps: NaN
     assert not torch.isfinite(y.grad).all()
+
+
+def test_squeeze_excite_is_torchvisions() -> None:
+    # Ours only adds the (channels, reduction, act) constructor; the computation and the
+    # state_dict keys are torchvision.ops.SqueezeExcitation's.
+    torch.manual_seed(0)
+    ours = SqueezeExcite(32, reduction=4, act=nn.SiLU)
+    theirs = SqueezeExcitation(32, 8, activation=nn.SiLU)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 32, 5, 5)
+    torch.testing.assert_close(ours(x), theirs(x))
+    assert SqueezeExcite(8, reduction=16).rd_channels == 1  # never zero squeeze channels

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.models import build_model, count_parameters
+from trainables.models import EncoderDecoderModel, build_model, count_parameters
 from trainables.models.unet import UNET_BUDGET_CONFIG
 
 TINY_ENCODER = {"model": "resnet", "channels": [8, 16], "blocks": [1, 1]}
@@ -255,3 +255,24 @@ def test_load_encoder_state_mismatch_errors() -> None:
     deeper = build_model({**TINY_ENCODER, "blocks": [2, 1]}).state_dict()
     with pytest.raises(ValueError, match="unexpected keys"):
         model.load_encoder_state(deeper)
+
+
+def test_encoder_decoder_models_share_one_base_class() -> None:
+    # The trainable tests isinstance(model, EncoderDecoderModel) instead of hasattr (issue 8).
+    unets = [
+        build_model({"model": "unet", "base_channels": 4, "depth": 2}),
+        build_model({"model": "unet_backbone", "encoder": TINY_ENCODER}),
+    ]
+    for model in unets:
+        assert isinstance(model, EncoderDecoderModel)
+    classifier = build_model(TINY_ENCODER)
+    assert not isinstance(classifier, EncoderDecoderModel)
+    assert not hasattr(classifier, "freeze_encoder")
+
+
+def test_plain_unet_load_encoder_state_names_the_mismatch() -> None:
+    model = build_model({"model": "unet", "base_channels": 4, "depth": 2})
+    model.load_encoder_state(model.encoder.state_dict())  # its own encoder's weights load
+    classifier = build_model(TINY_ENCODER)
+    with pytest.raises(ValueError, match=r"\(UNetEncoder\): missing keys"):
+        model.load_encoder_state(classifier.state_dict())

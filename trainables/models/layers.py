@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import SqueezeExcitation
 
 __all__ = [
     "GELU",
@@ -109,25 +110,20 @@ def get_act(name: str) -> type[nn.Module]:
     return _ACTIVATIONS[key]
 
 
-class SqueezeExcite(nn.Module):
+class SqueezeExcite(SqueezeExcitation):
     """Squeeze-and-excitation channel attention (Hu et al. 2018, arXiv 1709.01507).
 
-    ``x * sigmoid(fc2(act(fc1(mean_hw(x)))))`` with the two FC layers as 1x1 convolutions.
+    ``x * sigmoid(fc2(act(fc1(mean_hw(x)))))`` with the two FC layers as 1x1 convolutions: this is
+    ``torchvision.ops.SqueezeExcitation`` (same computation, same ``fc1`` / ``fc2`` state_dict
+    keys), constructed from a reduction ratio and our activation names' classes.
     Adds ``2 * C * R + R + C`` parameters where ``R = max(1, C // reduction)``.
     """
 
     def __init__(self, channels: int, reduction: int = 16, act: type[nn.Module] = nn.ReLU) -> None:
-        super().__init__()
+        rd_channels = max(1, channels // reduction)
+        super().__init__(channels, rd_channels, activation=act)
         self.channels = channels
-        self.rd_channels = max(1, channels // reduction)
-        self.fc1 = nn.Conv2d(channels, self.rd_channels, 1)
-        self.act = act(inplace=True)
-        self.fc2 = nn.Conv2d(self.rd_channels, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)
-        s = self.fc2(self.act(self.fc1(s)))
-        return x * torch.sigmoid(s)
+        self.rd_channels = rd_channels
 
 
 class GatedConv2d(nn.Module):

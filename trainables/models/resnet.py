@@ -288,6 +288,52 @@ BLOCKS = ("basic", "bottleneck", "wide")
 ATTENTION = ("none", "se")
 
 
+def block_factory(
+    block: str, width_factor: int, bottleneck_expansion: int
+) -> Callable[..., nn.Module]:
+    """The block class for ``block`` with its width argument bound (for :func:`make_stages`)."""
+    check_choice("block", block, BLOCKS)
+    return {
+        "basic": BasicBlock,
+        "wide": functools.partial(BasicBlock, width_factor=width_factor),
+        "bottleneck": functools.partial(Bottleneck, expansion=bottleneck_expansion),
+    }[block]
+
+
+def attention_factory(
+    attention: str, se_reduction: int, act: type[nn.Module]
+) -> Callable[[int], nn.Module] | None:
+    """``channels -> attention module`` for every block's residual branch, or None."""
+    check_choice("attention", attention, ATTENTION)
+    if attention == "se":
+        return functools.partial(SqueezeExcite, reduction=se_reduction, act=act)
+    return None
+
+
+def feature_strides(
+    stem_stride: int, pool_stride: int, n_stages: int, maxpool_after_first_block: bool
+) -> tuple[int, ...]:
+    """Strides of ``forward_features``: the stem (before its pool), then every stage."""
+    strides = [stem_stride]
+    stride = stem_stride * pool_stride
+    for i in range(n_stages):
+        # stage 0 keeps the resolution unless the post-first-block MaxPool2d(2) halves it
+        stride *= 2 if i > 0 or maxpool_after_first_block else 1
+        strides.append(stride)
+    return tuple(strides)
+
+
+def classifier_head(in_features: int, num_classes: int) -> nn.Sequential:
+    """GAP -> flatten -> Linear, under the names ``head.pool`` / ``head.flatten`` / ``head.fc``."""
+    return nn.Sequential(
+        OrderedDict(
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(1),
+            fc=nn.Linear(in_features, num_classes),
+        )
+    )
+
+
 class ResNet(nn.Module):
     """ResNet classifier built from plain data; see the module docstring for layout and features."""
 
@@ -311,8 +357,6 @@ class ResNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        check_choice("block", block, BLOCKS)
-        check_choice("attention", attention, ATTENTION)
         act = get_act(activation)
         stem_channels = channels[0] if stem_channels is None else stem_channels
         self.num_classes = num_classes
@@ -320,48 +364,27 @@ class ResNet(nn.Module):
         self.stem, self.stem_pool, stem_stride, pool_stride = make_stem(
             stem, in_channels, stem_channels, act
         )
-        block_cls: Callable[..., nn.Module] = {
-            "basic": BasicBlock,
-            "wide": functools.partial(BasicBlock, width_factor=width_factor),
-            "bottleneck": functools.partial(Bottleneck, expansion=bottleneck_expansion),
-        }[block]
-        attn = (
-            functools.partial(SqueezeExcite, reduction=se_reduction, act=act)
-            if attention == "se"
-            else None
-        )
         stages, stage_channels = make_stages(
-            block_cls,
+            block_factory(block, width_factor, bottleneck_expansion),
             stem_channels,
             channels,
             blocks,
             pool_after_first_block=maxpool_after_first_block,
             act=act,
             drop=dropout,
-            attn=attn,
+            attn=attention_factory(attention, se_reduction, act),
         )
         self.stages = nn.Sequential(*stages)
 
-        strides = [stem_stride]
-        stride = stem_stride * pool_stride
-        for i in range(len(channels)):
-            # stage 0 keeps the resolution unless the post-first-block MaxPool2d(2) halves it
-            stride *= 2 if i > 0 or maxpool_after_first_block else 1
-            strides.append(stride)
         self.feature_channels: tuple[int, ...] = (stem_channels, *stage_channels)
-        self.feature_strides: tuple[int, ...] = tuple(strides)
+        self.feature_strides: tuple[int, ...] = feature_strides(
+            stem_stride, pool_stride, len(channels), maxpool_after_first_block
+        )
         self.feature_names: tuple[str, ...] = (
             "stem",
             *(f"stage{i + 1}" for i in range(len(channels))),
         )
-
-        self.head: nn.Module = nn.Sequential(
-            OrderedDict(
-                pool=nn.AdaptiveAvgPool2d(1),
-                flatten=nn.Flatten(1),
-                fc=nn.Linear(stage_channels[-1], num_classes),
-            )
-        )
+        self.head: nn.Module = classifier_head(stage_channels[-1], num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:

@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import EncoderDecoderModel
 from .layers import get_act
 from .registry import (
     check_activation,
@@ -46,7 +47,6 @@ from .registry import (
 __all__ = [
     "UNET_BUDGET_CONFIG",
     "DoubleConv",
-    "EncoderDecoder",
     "UNet",
     "UNetConfig",
     "UNetDecoder",
@@ -258,48 +258,63 @@ class UNetDecoder(nn.Module):
         )
         self.up_mode = up
         self.bottom, self.steps = plan_decoder(self.feature_strides)
+        self.decoder_channels = self._decoder_widths(decoder_channels)
+        adapters, blocks = [], []
+        in_ch = self.feature_channels[self.bottom]
+        for step, width in zip(self.steps, self.decoder_channels, strict=True):
+            adapter, block = self._make_step(step, in_ch, width, up, act, dropout)
+            adapters.append(adapter)
+            blocks.append(block)
+            in_ch = width
+        self.adapters = nn.ModuleList(adapters)
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(in_ch, out_channels, 1)
+        self.out_channels = out_channels
+
+    def _decoder_widths(self, decoder_channels: Sequence[int] | None) -> tuple[int, ...]:
+        """The given widths (checked: one per step), or each skip's own width / half the last."""
         if decoder_channels is None:
             derived: list[int] = []
             for step in self.steps:
                 prev = derived[-1] if derived else self.feature_channels[self.bottom]
                 skip_ch = self.feature_channels[step.skip] if step.skip is not None else None
                 derived.append(skip_ch if skip_ch is not None else max(prev // 2, 16))
-            decoder_channels = derived
-        decoder_channels = tuple(decoder_channels)
-        if len(decoder_channels) != len(self.steps):
+            return tuple(derived)
+        widths = tuple(decoder_channels)
+        if len(widths) != len(self.steps):
             plan = ", ".join(f"{s.in_stride}->{s.out_stride}" for s in self.steps)
             raise ValueError(
                 f"decoder_channels needs {len(self.steps)} entries, one per up step "
-                f"(strides {plan}), got {len(decoder_channels)}: {decoder_channels}"
+                f"(strides {plan}), got {len(widths)}: {widths}"
             )
-        self.decoder_channels = decoder_channels
+        return widths
 
-        adapters, blocks = [], []
-        in_ch = self.feature_channels[self.bottom]
-        for step, width in zip(self.steps, decoder_channels, strict=True):
-            skip_ch = 0
-            adapter: nn.Module = nn.Identity()
-            if step.skip is not None:
-                skip_ch = width
-                if self.feature_channels[step.skip] != width:
-                    adapter = conv_norm_act(self.feature_channels[step.skip], width, act, 1)
-            adapters.append(adapter)
-            blocks.append(
-                UpBlock(
-                    in_ch,
-                    skip_ch,
-                    width,
-                    scale=step.in_stride // step.out_stride,
-                    up=up,
-                    act=act,
-                    dropout=dropout,
-                )
-            )
-            in_ch = width
-        self.adapters = nn.ModuleList(adapters)
-        self.blocks = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(in_ch, out_channels, 1)
-        self.out_channels = out_channels
+    def _make_step(
+        self,
+        step: _Step,
+        in_ch: int,
+        width: int,
+        up: str,
+        act: type[nn.Module],
+        dropout: float,
+    ) -> tuple[nn.Module, UpBlock]:
+        """(skip adapter, up block) of one step; the adapter maps the skip to ``width``."""
+        skip_ch = 0
+        adapter: nn.Module = nn.Identity()
+        if step.skip is not None:
+            skip_ch = width
+            if self.feature_channels[step.skip] != width:
+                adapter = conv_norm_act(self.feature_channels[step.skip], width, act, 1)
+        block = UpBlock(
+            in_ch,
+            skip_ch,
+            width,
+            scale=step.in_stride // step.out_stride,
+            up=up,
+            act=act,
+            dropout=dropout,
+        )
+        return adapter, block
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         x = features[self.bottom]
@@ -352,82 +367,7 @@ def check_divisible(x: torch.Tensor, divisor: int, what: str) -> None:
         )
 
 
-class EncoderDecoder(nn.Module):
-    """Base of the U-Nets: ``self.encoder`` (with ``feature_modules()``) + ``self.decoder``.
-
-    Freezing is a model method (segmentation_models_pytorch ``base/model.py``); the schedule
-    (which epoch) belongs to the trainable. ``freeze_encoder()`` sets ``requires_grad=False`` and
-    puts the encoder in eval (BatchNorm statistics and dropout fixed); ``train()`` keeps frozen
-    stages in eval; ``unfreeze_encoder(stages)`` unfreezes all stages or only the deepest ones.
-    """
-
-    encoder: nn.Module
-    decoder: nn.Module
-
-    def _init_freezing(self) -> None:
-        self._frozen = [False] * len(self.encoder.feature_modules())
-
-    def encoder_parameters(self) -> Iterator[nn.Parameter]:
-        """Encoder parameters (for a separate learning rate, ``encoder_lr_mult``)."""
-        return self.encoder.parameters()
-
-    def decoder_parameters(self) -> Iterator[nn.Parameter]:
-        """Decoder parameters: up blocks, adapters and head."""
-        return self.decoder.parameters()
-
-    @property
-    def frozen_stages(self) -> tuple[bool, ...]:
-        """Per encoder stage (the entries of ``forward_features``): True when frozen."""
-        return tuple(self._frozen)
-
-    def freeze_encoder(self) -> None:
-        """Stop training the whole encoder: no gradients, BatchNorm statistics fixed (eval)."""
-        self._frozen = [True] * len(self._frozen)
-        self._apply_freeze()
-
-    def unfreeze_encoder(self, stages: int | Sequence[int] | None = None) -> None:
-        """Unfreeze encoder stages (partial unfreezing when ``stages`` is given).
-
-        Args:
-            stages: None = all; an int ``n`` = the ``n`` deepest stages (of the encoder's
-                ``feature_names``, e.g. stem, stage1, ...); a list of indices into that list.
-        """
-        n = len(self._frozen)
-        if stages is None:
-            indices = list(range(n))
-        elif isinstance(stages, int) and not isinstance(stages, bool):
-            if not 0 <= stages <= n:
-                raise ValueError(f"stages={stages}: the encoder has {n} stages (0..{n} allowed)")
-            indices = list(range(n - stages, n))
-        else:
-            indices = list(stages)
-            bad = [i for i in indices if not isinstance(i, int) or not -n <= i < n]
-            if bad:
-                raise ValueError(f"stage indices {bad} out of range for {n} encoder stages")
-        for i in indices:
-            self._frozen[i] = False
-        self._apply_freeze()
-
-    def _apply_freeze(self) -> None:
-        for module, frozen in zip(self.encoder.feature_modules(), self._frozen, strict=True):
-            for p in module.parameters():
-                p.requires_grad_(not frozen)
-        self._sync_encoder_mode()
-
-    def _sync_encoder_mode(self) -> None:
-        # A frozen stage stays in eval so its BatchNorm running stats (and dropout) are fixed.
-        self.encoder.train(self.training and not all(self._frozen))
-        for module, frozen in zip(self.encoder.feature_modules(), self._frozen, strict=True):
-            if frozen:
-                module.eval()
-
-    def train(self, mode: bool = True) -> EncoderDecoder:
-        super().train(mode)
-        self._sync_encoder_mode()
-        return self
-
-
-class UNet(EncoderDecoder):
+class UNet(EncoderDecoderModel):
     """Plain U-Net: :class:`UNetEncoder` + :class:`UNetDecoder`; outputs logits (no sigmoid).
 
     Level widths are ``min(base_channels * 2**i, max_width)`` for ``i = 0..depth`` (depth

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .base import EncoderDecoderModel
 from .layers import get_act
 from .registry import (
     build_model,
@@ -21,14 +22,12 @@ from .registry import (
     list_encoder_families,
     register_family,
 )
-from .unet import UP_MODES, EncoderDecoder, UNetDecoder, check_divisible
+from .unet import UP_MODES, UNetDecoder, check_divisible
 
 __all__ = ["UNetBackboneConfig", "UNetWithBackbone"]
 
-HEAD_PREFIX = "head."  # the classifiers' pool/flatten/fc live under `head`
 
-
-class UNetWithBackbone(EncoderDecoder):
+class UNetWithBackbone(EncoderDecoderModel):
     """U-Net decoder on top of a classifier's stage features; outputs logits.
 
     The classifier is built from ``encoder`` (any family in ``list_encoder_families()``), its
@@ -56,7 +55,8 @@ class UNetWithBackbone(EncoderDecoder):
     Freezing: ``freeze_encoder()`` sets ``requires_grad=False`` and puts the encoder (BatchNorm
     included) in eval mode; ``train()`` keeps frozen encoder stages in eval, so their BatchNorm
     running statistics never change. ``unfreeze_encoder(stages)`` unfreezes all or only the
-    deepest stages.
+    deepest stages. ``load_encoder_state`` (from :class:`EncoderDecoderModel`) loads a trained
+    classifier's state_dict into the encoder.
     """
 
     def __init__(
@@ -94,42 +94,6 @@ class UNetWithBackbone(EncoderDecoder):
     def describe(self) -> str:
         """Which feature map (name, channels, stride) feeds which skip at which scale."""
         return f"U-Net with a {self.encoder_family} encoder\n" + self.decoder.describe()
-
-    # --- loading the trained classifier --------------------------------------------------------
-
-    def load_encoder_state(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        """Load a classifier's full state_dict into the encoder.
-
-        The classifier head (``head.*``: its fc layer) is dropped; every other key must match the
-        encoder exactly (names and shapes).
-
-        Raises:
-            ValueError: missing / unexpected keys or a shape mismatch, listing them.
-        """
-        state = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
-        own = self.encoder.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs encoder {tuple(own[k].shape)}"
-            for k in own
-            if k in state and state[k].shape != own[k].shape
-        ]
-        if missing or unexpected or shapes:
-            parts = []
-            if missing:
-                parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-            if unexpected:
-                parts.append(
-                    f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}"
-                )
-            if shapes:
-                parts.append(f"shape mismatches {shapes[:8]}")
-            raise ValueError(
-                "encoder checkpoint does not match the encoder config "
-                f"({self.encoder_family}): " + "; ".join(parts)
-            )
-        self.encoder.load_state_dict(state, strict=True)
 
 
 def _default_encoder() -> dict[str, Any]:
