@@ -22,13 +22,14 @@ from .download import ensure_downloaded
 from .errors import DataError, DataWarning
 from .fashion_mnist import write_fashion_mnist
 from .loader import TensorLoader
+from .lunar_synth import write_lunar
 from .mnist_cifar import write_mnist
 from .registry import DatasetEntry, get_dataset, list_datasets, register_dataset
 from .segmentation import binarize_mask, list_pairs
 from .source import BundleCache, data_summary
 from .spec import DATA_DEFAULTS, DataSpec, dataset_dir, default_data_root, resolve_data_dir
 from .split import stratified_split
-from .synthetic import write_image_folder, write_lunar, write_tiny_imagenet
+from .synthetic import write_image_folder, write_tiny_imagenet
 from .tiny_imagenet import TinyImageNetDataset
 
 

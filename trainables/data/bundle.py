@@ -86,7 +86,7 @@ def channel_stats(images: np.ndarray, chunk: int = 2048) -> tuple[tuple[float, .
 def split_pool(pool: Pool, spec: DataSpec) -> tuple[Split, Split, Split]:
     """Stratified train/val/test; test is the official set or a holdout per `spec.test_split`."""
     if pool.task == "segmentation":
-        # Stratify on "has any rock": e.g. 71 of MARS_ROCKS_BINARY's 400 tiles have none.
+        # Stratify on "has any rock": e.g. 70 of MARS_ROCKS_BINARY's 400 tiles have none.
         strata = pool.train_targets.reshape(len(pool.train_targets), -1).max(1)
     else:
         strata = pool.train_targets

@@ -28,9 +28,9 @@ from PIL import Image, UnidentifiedImageError
 
 from .decode import Pool, Source, require_dir, warn_skipped
 from .errors import DataError, preview
+from .lunar_synth import write_lunar
 from .registry import register_dataset
 from .spec import DataSpec
-from .synthetic import write_lunar
 
 LAYOUT_HINT = (
     "expected images/render/renderNNNN.png inputs and images/ground/groundNNNN.png masks "
@@ -178,6 +178,9 @@ register_dataset(
     reader=lunar_source,
     synthetic=write_lunar,
     download=None,  # the MOON data set has no public direct URL
-    manual=f"put MOON_SEGMENTATION_BINARY there ({LAYOUT_HINT})",
+    manual=(
+        f"put MOON_SEGMENTATION_BINARY there ({LAYOUT_HINT}), or write a synthetic stand-in "
+        "with: python -m trainables.data.make_lunar {path} --n 500"
+    ),
     present=_present,
 )

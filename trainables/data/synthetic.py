@@ -2,7 +2,7 @@
 
 The files go through exactly the readers users' data go through (JPEG/PNG on disk, the official
 text files), and the images carry learnable signal: Tiny ImageNet-style classes differ by colour
-and stripe orientation, lunar-style renders show shaded rocks whose masks a small U-Net learns.
+and stripe orientation. The lunar stand-in lives in `lunar_synth` (a command: `make_lunar`).
 """
 
 from __future__ import annotations
@@ -94,49 +94,4 @@ def write_image_folder(
             for i in range(per_class):
                 img = class_image(k, len(classes), size, rng)
                 Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=90)
-    return root
-
-
-def lunar_pair(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One (render uint8 RGB, mask uint8 {0, 255}) pair: terrain plus shaded elliptic rocks."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    terrain = 90 + 20 * np.sin(xx / size * rng.uniform(2, 6) + rng.uniform(0, 6)) * np.cos(
-        yy / size * rng.uniform(2, 6)
-    )
-    img = terrain + rng.normal(0, 6, (size, size))
-    mask = np.zeros((size, size), dtype=bool)
-    for _ in range(rng.integers(2, 7)):
-        cy, cx = rng.uniform(0, size, 2)
-        ry, rx = rng.uniform(size / 40, size / 10, 2)
-        d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-        rock = d <= 1
-        # Lit from the top-left: bright rock with a darker rim toward the bottom-right.
-        shade = 170 + 50 * (-(yy - cy) / ry - (xx - cx) / rx) / 2
-        img = np.where(rock, shade, img)
-        offset = ((yy - cy - ry * 0.6) / ry) ** 2 + ((xx - cx - rx * 0.6) / rx) ** 2
-        shadow = (~rock) & (offset <= 1)
-        img = np.where(shadow & ~mask, img * 0.45, img)
-        mask |= rock
-    gray = np.clip(img, 0, 255)
-    rgb = np.stack([gray, gray * 0.97, gray * 0.93], axis=-1).astype(np.uint8)
-    return rgb, mask.astype(np.uint8) * 255
-
-
-def write_lunar(root: str | Path, n: int = 24, size: int = 128, seed: int = 0) -> Path:
-    """Write `n` lunar-layout pairs: images/render/renderNNNN.png + images/ground/groundNNNN.png.
-
-    Masks are 8-bit grayscale PNGs with 0 = background and 255 = rock, numbered from 0001.
-
-    Returns:
-        `root` as a Path.
-    """
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    render_dir, ground_dir = root / "images" / "render", root / "images" / "ground"
-    render_dir.mkdir(parents=True, exist_ok=True)
-    ground_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(1, n + 1):
-        rgb, mask = lunar_pair(size, rng)
-        Image.fromarray(rgb).save(render_dir / f"render{i:04d}.png")
-        Image.fromarray(mask, mode="L").save(ground_dir / f"ground{i:04d}.png")
     return root
