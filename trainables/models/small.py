@@ -129,10 +129,16 @@ def build_fc(cfg: FCConfig) -> FC:
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "l2": L2Pool2d}
 CONVS = ("standard", "gated")
+HEADS = ("gap", "fc")
 
 
 class SimpleCNN(nn.Module):
-    """Per width: conv(k) -> (BN) -> act -> [SE] -> pool(2); then GAP -> (Dropout) -> Linear."""
+    """Per width: conv(k) -> (BN) -> act -> [SE] -> pool(2); then a head.
+
+    ``head="gap"``: GAP -> (Dropout) -> Linear (any input size). ``head="fc"``: Flatten ->
+    [Linear -> act -> (Dropout)] per ``fc_hidden`` width -> Linear, the classic LeNet-style head of
+    the course's reference SimpleCNN (needs ``image_size`` to size the first Linear).
+    """
 
     def __init__(
         self,
@@ -144,38 +150,93 @@ class SimpleCNN(nn.Module):
         attention: str = "none",
         batch_norm: bool = True,
         dropout: float = 0.0,
+        head: str = "gap",
+        fc_hidden: Sequence[int] = (128,),
         activation: str = "relu",
         num_classes: int = 10,
         in_channels: int = 3,
+        image_size: int = 28,
     ) -> None:
         super().__init__()
         act = get_act(activation)
         layers: list[nn.Module] = []
         for width in channels:
-            pad = kernel_size // 2
-            if conv == "gated":
-                layers.append(
-                    GatedConv2d(in_channels, width, kernel_size, padding=pad, bias=not batch_norm)
-                )
-            else:
-                layers.append(
-                    nn.Conv2d(in_channels, width, kernel_size, padding=pad, bias=not batch_norm)
-                )
-            layers.append(nn.BatchNorm2d(width) if batch_norm else nn.Identity())
-            layers.append(act(inplace=True))
-            layers.append(SqueezeExcite(width, act=act) if attention == "se" else nn.Identity())
-            layers.append(POOLS[pool](2))
+            layers += _conv_unit(
+                conv, in_channels, width, kernel_size, batch_norm, act, attention, pool
+            )
             in_channels = width
         self.features = nn.Sequential(*layers)
-        self.head = _classifier_head(in_channels, num_classes, dropout)
+        side = image_size // 2 ** len(channels)  # each pool(2) floors the side
+        self.feature_shape = (in_channels, side, side)
+        if head == "fc":
+            if side < 1:
+                raise ValueError(
+                    f"simple_cnn head='fc': {len(channels)} pool(2) layers shrink "
+                    f"image_size={image_size} to nothing; use fewer channels or head='gap'"
+                )
+            flat = in_channels * side * side
+            self.head: nn.Module = _fc_head(flat, fc_hidden, num_classes, act, dropout)
+        else:
+            self.head = _classifier_head(in_channels, num_classes, dropout)
+        self.head_kind = head
+        self.image_size = image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        features = self.features(x)
+        if self.head_kind == "fc" and tuple(features.shape[1:]) != self.feature_shape:
+            raise ValueError(
+                f"simple_cnn head='fc' was built for image_size={self.image_size} (features "
+                f"{self.feature_shape}), got input {tuple(x.shape)}; set image_size to the data's "
+                "size or use head='gap'"
+            )
+        return self.head(features)
+
+
+def _conv_unit(
+    conv: str,
+    in_channels: int,
+    width: int,
+    kernel_size: int,
+    batch_norm: bool,
+    act: type[nn.Module],
+    attention: str,
+    pool: str,
+) -> list[nn.Module]:
+    """conv(k) -> (BN) -> act -> [SE] -> pool(2): five modules (Identity where switched off)."""
+    pad = kernel_size // 2
+    # bias=False with BN: its shift makes a conv bias redundant.
+    conv_cls = GatedConv2d if conv == "gated" else nn.Conv2d
+    return [
+        conv_cls(in_channels, width, kernel_size, padding=pad, bias=not batch_norm),
+        nn.BatchNorm2d(width) if batch_norm else nn.Identity(),
+        act(inplace=True),
+        SqueezeExcite(width, act=act) if attention == "se" else nn.Identity(),
+        POOLS[pool](2),
+    ]
+
+
+def _fc_head(
+    in_features: int,
+    hidden: Sequence[int],
+    num_classes: int,
+    act: type[nn.Module],
+    dropout: float,
+) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten(1)]
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), act(inplace=True)]
+        layers.append(nn.Dropout(dropout) if dropout > 0 else nn.Identity())
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
 
 
 @dataclasses.dataclass(frozen=True)
 class SimpleCNNConfig:
     """Config of the ``"simple_cnn"`` family (section C; hosts the custom layers of E1).
+
+    The course's reference SimpleCNN (EXPERIMENTS.md C, 421,642 parameters on MNIST) is
+    ``channels=(32, 64), batch_norm=False, head="fc", fc_hidden=(128,)``.
 
     Attributes:
         channels: width of each conv layer (2-3 layers in the course), each followed by pool(2).
@@ -183,9 +244,13 @@ class SimpleCNNConfig:
         pool: "max" | "avg" | "l2" (:class:`L2Pool2d`).
         conv: "standard" (nn.Conv2d) | "gated" (:class:`GatedConv2d`).
         attention: "none" | "se" (:class:`SqueezeExcite` after every conv).
-        batch_norm: BatchNorm2d after every conv.
-        dropout: nn.Dropout before the final Linear (0 = none).
+        batch_norm: BatchNorm2d after every conv (convs then have no bias).
+        dropout: nn.Dropout before the final Linear ("gap") or after every hidden Linear ("fc").
+        head: "gap" (global average pooling -> Linear) | "fc" (flatten -> ``fc_hidden`` Linear
+            layers -> Linear).
+        fc_hidden: hidden widths of the "fc" head (ignored by "gap").
         activation, num_classes, in_channels: as everywhere.
+        image_size: input side, filled in by the trainable; sizes the "fc" head's first Linear.
     """
 
     channels: tuple[int, ...] = (32, 64)
@@ -195,9 +260,12 @@ class SimpleCNNConfig:
     attention: str = "none"
     batch_norm: bool = True
     dropout: float = 0.0
+    head: str = "gap"
+    fc_hidden: tuple[int, ...] = (128,)
     activation: str = "relu"
     num_classes: int = 10
     in_channels: int = 3
+    image_size: int = 28
 
     def __post_init__(self) -> None:
         check_positive_ints("channels", self.channels)
@@ -208,9 +276,11 @@ class SimpleCNNConfig:
         check_choice("conv", self.conv, CONVS)
         check_choice("attention", self.attention, ("none", "se"))
         check_prob("dropout", self.dropout)
+        check_choice("head", self.head, HEADS)
+        check_positive_ints("fc_hidden", self.fc_hidden, min_len=0)
         check_activation(self.activation)
-        check_positive_int("num_classes", self.num_classes)
-        check_positive_int("in_channels", self.in_channels)
+        for name in ("num_classes", "in_channels", "image_size"):
+            check_positive_int(name, getattr(self, name))
 
 
 def build_simple_cnn(cfg: SimpleCNNConfig) -> SimpleCNN:
