@@ -1,5 +1,9 @@
 """Write realistic experiment directories (docs/interfaces.md format) for report tests, no Ray.
 
+study.json and evaluation/<stage>.json are built from the records of `trainables.contract`, the
+same classes the orchestrator fills (issue 8): a fixture cannot hold a field no producer writes.
+Only Ray's result.json rows (not part of the contract) are written as plain JSON here.
+
 `write_classification_run` mimics experiment A in small: a baseline, a channels stage (one trial
 ASHA-stopped, one infeasible), a depth stage (one diverged, one crashed with a torn result.json,
 one that never wrote a result.json) and a final stage with a test evaluation (json + npz with 10
@@ -14,6 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainables.contract import (
+    TRIAL_RANKED,
+    BestRecord,
+    EvaluationRecord,
+    StageRecord,
+    StudyRecord,
+    TrialRecord,
+    best_of,
+    jsonable,
+    kept_metric_names,
+)
 
 CLASS_NAMES = [
     "goldfish, Carassius auratus",
@@ -141,71 +157,77 @@ def _trial(
     root: Path | None = None,
     torn: bool = False,
     write: bool = True,
-) -> dict[str, Any]:
+) -> TrialRecord:
     folder = f"{stage}/train_{tid}"
     config = config | {"label": label}  # the orchestrator carries the label in the config
-    rec: dict[str, Any] = {
-        "trial_id": tid,
-        "label": label,
-        "config": config,
-        "params": params,
-        "status": status,
-        "reason": reason,
-        "epochs_run": 0,
-        "best_epoch": None,
-        "final": {},
-        "best": {},
-        "wall_time_s": None,
-        "trial_dir": None,
-        "best_checkpoint": None,
-    }
+    rec = TrialRecord(
+        trial_id=tid, label=label, config=config, params=params, status=status, reason=reason
+    )
     if status == "infeasible":
         return rec
-    rec["trial_dir"] = folder
+    rec.trial_dir = folder
     if rows:
-        finite = [r for r in rows if not math.isnan(r["val_loss"])]
-        best = max(finite, key=lambda r: r[metric])
-        rec |= {
-            "epochs_run": len(rows),
-            "best_epoch": best["epoch"],
-            "final": rows[-1],
-            "best": best,
-            "wall_time_s": 11.5 * len(rows) + 3.0,
-            "best_checkpoint": f"{folder}/checkpoint_{best['epoch'] - 1:06d}",
-        }
+        _fill_epochs(rec, rows, metric)
     if write and root is not None:
         _write_result_json(root / folder / "result.json", rows or [], config, tid, torn)
     return rec
+
+
+def _fill_epochs(rec: TrialRecord, rows: list[dict], metric: str, mode: str = "max") -> None:
+    """Best and final epoch as orchestrator.records.trial_record keeps them: the contract's
+    per-epoch keys only, and a diverged epoch never the best."""
+    keep = kept_metric_names()
+    trained = [r for r in rows if not r.get("diverged")]
+    best = best_of(trained, lambda r: r.get(metric), mode)
+    rec.epochs_run = len(rows)
+    rec.final = {k: rows[-1][k] for k in keep if k in rows[-1]}
+    rec.wall_time_s = 11.5 * len(rows) + 3.0
+    if best is not None:
+        rec.best_epoch = int(best["epoch"])
+        rec.best = {k: best[k] for k in keep if k in best}
+        rec.best_checkpoint = f"{rec.trial_dir}/checkpoint_{rec.best_epoch - 1:06d}"
+
+
+def _pick_best(trials: list[TrialRecord], metric: str, mode: str = "max") -> BestRecord | None:
+    """The stage's best trial, by the rule of orchestrator.records.pick_best."""
+    ranked = [t for t in trials if t.status in TRIAL_RANKED and metric in t.best]
+    best = best_of(ranked, lambda t: t.best[metric], mode)
+    if best is None:
+        return None
+    return BestRecord(
+        trial_id=str(best.trial_id),
+        label=best.label,
+        config=best.config,
+        checkpoint=best.best_checkpoint,
+        value=best.best[metric],
+    )
 
 
 def _stage(
     name: str,
     title: str,
     compare: list[str],
-    trials: list[dict],
+    trials: list[TrialRecord],
     epochs: int = 8,
     status: str = "finished",
     metric: str = "val_acc",
-) -> dict[str, Any]:
-    ranked = [t for t in trials if t["best"]]
-    best = max(ranked, key=lambda t: t["best"][metric]) if ranked else None
-    return {
-        "name": name,
-        "title": title,
-        "status": status,
-        "epochs": epochs,
-        "scheduler": "asha",
-        "compare": compare,
-        "trials": trials,
-        "best": None
-        if best is None
-        else {
-            "trial_id": best["trial_id"],
-            "config": best["config"],
-            "checkpoint": best["best_checkpoint"],
-            "value": best["best"][metric],
-        },
-    }
+) -> StageRecord:
+    return StageRecord(
+        name=name,
+        title=title,
+        status=status,
+        epochs=epochs,
+        scheduler="asha",
+        compare=compare,
+        trials=trials,
+        best=_pick_best(trials, metric),
+    )
+
+
+def _write_record(path: Path, record: StudyRecord | EvaluationRecord) -> None:
+    """A contract record as the writer saves it (jsonable: NaN/inf become strings)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(record.to_dict()), indent=2))
 
 
 def _sample_images(k: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -221,7 +243,9 @@ def _sample_images(k: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return imgs
 
 
-def _classification_eval(root: Path, stage: str, trial: dict, rng: np.random.Generator) -> None:
+def _classification_eval(
+    root: Path, stage: str, trial: TrialRecord, rng: np.random.Generator
+) -> None:
     k = len(CLASS_NAMES)
     y_true = np.repeat(np.arange(k), 50)
     y_pred = y_true.copy()
@@ -254,30 +278,25 @@ def _classification_eval(root: Path, stage: str, trial: dict, rng: np.random.Gen
     idx = rng.choice(len(y_true), 10, replace=False)
     ev_dir = root / "evaluation"
     ev_dir.mkdir(exist_ok=True)
-    (ev_dir / f"{stage}.json").write_text(
-        json.dumps(
-            {
-                "stage": stage,
-                "trial_id": trial["trial_id"],
-                "checkpoint": trial["best_checkpoint"],
-                "task": "classification",
-                "class_names": CLASS_NAMES,
-                "metrics": {
-                    "test_acc": float(np.trace(cm) / cm.sum()),
-                    "test_loss": 1.21,
-                    "macro_f1": float(np.mean([p["f1"] for p in per_class])),
-                },
-                "per_class": per_class,
-                "confusion": cm.tolist(),
-                "most_confused": most,
-                "model_summary": MODEL_SUMMARY,
-                "params": trial["params"],
-                "grad_norms": [
-                    {"layer": f"layer{i}.conv", "norm": 10 ** (-3 + i * 0.4)} for i in range(8)
-                ],
-            }
-        )
+    record = EvaluationRecord(
+        stage=stage,
+        trial_id=trial.trial_id,
+        checkpoint=trial.best_checkpoint,
+        task="classification",
+        class_names=CLASS_NAMES,
+        metrics={
+            "test_acc": float(np.trace(cm) / cm.sum()),
+            "test_loss": 1.21,
+            "test_macro_f1": float(np.mean([p["f1"] for p in per_class])),
+        },
+        per_class=per_class,
+        confusion=cm.tolist(),
+        most_confused=most,
+        model_summary=MODEL_SUMMARY,
+        params=trial.params,
+        grad_norms=[{"layer": f"layer{i}.conv", "norm": 10 ** (-3 + i * 0.4)} for i in range(8)],
     )
+    _write_record(ev_dir / f"{stage}.json", record)
     np.savez(
         ev_dir / f"{stage}.npz",
         y_true=y_true,
@@ -424,33 +443,33 @@ def write_classification_run(root: Path, *, status: str = "finished") -> Path:
         final = _stage("final", "Final model", [], [final_trial], epochs=12)
     else:  # interrupted mid-stage: the trial folder exists, study.json does not list it yet
         final = _stage("final", "Final model", [], [], epochs=12, status="running")
-    study = {
-        "schema_version": 1,
-        "study": "resnet_tiny",
-        "trainable": "classification",
-        "metric": "val_acc",
-        "mode": "max",
-        "status": status,
-        "data": {
+    study = StudyRecord(
+        study="resnet_tiny",
+        trainable="classification",
+        metric="val_acc",
+        mode="max",
+        status=status,
+        data={
             "dataset": "tiny_imagenet",
             "class_names": CLASS_NAMES,
             "train": 4000,
             "val": 500,
             "test": 500,
         },
-        "constraints": {"max_params": 5_000_000, "max_channels": 512},
-        "stages": [baseline, channels, depth, final],
-        "evaluations": {},
-    }
+        constraints={"max_params": 5_000_000, "max_channels": 512},
+        stages=[baseline, channels, depth, final],
+    )
     if status == "finished":
         _classification_eval(root, "final", final_trial, rng)
-        study["evaluations"] = {"final": "evaluation/final.json"}
-    (root / "study.json").write_text(json.dumps(study, indent=2))
+        study.evaluations = {"final": "evaluation/final.json"}
+    _write_record(root / "study.json", study)
     (root / "orchestrator.log").write_text("ray log\n")
     return root
 
 
-def _seg_eval(root: Path, stage: str, trial: dict, iou: float, rng: np.random.Generator) -> None:
+def _seg_eval(
+    root: Path, stage: str, trial: TrialRecord, iou: float, rng: np.random.Generator
+) -> None:
     k, size = 4, 64
     images = _sample_images(k, size, rng)
     yy, xx = np.mgrid[0:size, 0:size]
@@ -462,28 +481,22 @@ def _seg_eval(root: Path, stage: str, trial: dict, iou: float, rng: np.random.Ge
     )
     ev_dir = root / "evaluation"
     ev_dir.mkdir(exist_ok=True)
-    (ev_dir / f"{stage}.json").write_text(
-        json.dumps(
-            {
-                "stage": stage,
-                "trial_id": trial["trial_id"],
-                "checkpoint": trial["best_checkpoint"],
-                "task": "segmentation",
-                "class_names": ["background", "rock"],
-                "metrics": {
-                    "test_iou": iou,
-                    "test_dice": iou * 1.1,
-                    "test_pixel_acc": 0.95,
-                    "test_loss": 0.2,
-                },
-                "per_class": [],
-                "confusion": [],
-                "most_confused": [],
-                "model_summary": "UNet(...)",
-                "params": trial["params"],
-            }
-        )
+    record = EvaluationRecord(
+        stage=stage,
+        trial_id=trial.trial_id,
+        checkpoint=trial.best_checkpoint,
+        task="segmentation",
+        class_names=["background", "rock"],
+        metrics={
+            "test_iou": iou,
+            "test_dice": iou * 1.1,
+            "test_pixel_acc": 0.95,
+            "test_loss": 0.2,
+        },
+        model_summary="UNet(...)",
+        params=trial.params,
     )
+    _write_record(ev_dir / f"{stage}.json", record)
     np.savez(
         ev_dir / f"{stage}.npz",
         y_true=true,
@@ -541,15 +554,15 @@ def write_segmentation_run(root: Path) -> Path:
         metric="val_iou",
         root=root,
     )
-    study = {
-        "study": "unet_moon",
-        "trainable": "segmentation",
-        "metric": "val_iou",
-        "mode": "max",
-        "status": "finished",
-        "data": {"dataset": "moon", "train": 800, "val": 100, "test": 100},
-        "constraints": {"max_params": 2_750_000},
-        "stages": [
+    study = StudyRecord(
+        study="unet_moon",
+        trainable="segmentation",
+        metric="val_iou",
+        mode="max",
+        status="finished",
+        data={"dataset": "moon", "train": 800, "val": 100, "test": 100},
+        constraints={"max_params": 2_750_000},
+        stages=[
             _stage("unet", "Base U-Net", [], [unet], epochs=6, metric="val_iou"),
             _stage(
                 "backbone",
@@ -560,9 +573,9 @@ def write_segmentation_run(root: Path) -> Path:
                 metric="val_iou",
             ),
         ],
-        "evaluations": {"unet": "evaluation/unet.json", "backbone": "evaluation/backbone.json"},
-    }
+        evaluations={"unet": "evaluation/unet.json", "backbone": "evaluation/backbone.json"},
+    )
     _seg_eval(root, "unet", unet, 0.68, rng)
     _seg_eval(root, "backbone", unfrozen, 0.72, rng)
-    (root / "study.json").write_text(json.dumps(study, indent=2))
+    _write_record(root / "study.json", study)
     return root

@@ -326,6 +326,9 @@ def test_overfitting_rules() -> None:
 
 def test_odd_but_valid_study_still_reports(tmp_path: Path) -> None:
     """No labels, sparse trial records, a pending stage, a missing evaluation, 1-channel images."""
+    # Hand-written JSON on purpose, unlike tests/report_fixtures.py: an old (format 1, no
+    # "format" key) and sparse study.json that the contract records would never write, to test
+    # that the reader tolerates the run directories already on disk.
     run = tmp_path / "probe"
     (run / "s1" / "t1").mkdir(parents=True)
     (run / "s1" / "t1" / "result.json").write_text(
