@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,25 +11,14 @@ from typing import Any
 import numpy as np
 
 from analysis.rundir import resolve
+from trainables.contract import EvaluationRecord, RecordError
 
 
 @dataclass
-class Evaluation:
-    """One test-set evaluation; arrays are None when the .npz is missing or lacks them."""
+class Evaluation(EvaluationRecord):
+    """One test-set evaluation; arrays are empty when the .npz is missing or lacks them."""
 
-    stage: str
-    path: Path
-    task: str
-    class_names: list[str]
-    metrics: dict[str, float]
-    per_class: list[dict[str, Any]]
-    confusion: np.ndarray | None
-    most_confused: list[dict[str, Any]]
-    model_summary: str | None
-    params: int | None
-    grad_norms: list[dict[str, Any]]
-    trial_id: str | None
-    checkpoint: str | None
+    path: Path = Path()
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -36,45 +26,29 @@ class Evaluation:
     def samples(self) -> np.ndarray | None:
         return self.arrays.get("sample_images")
 
+    @property
+    def confusion_matrix(self) -> np.ndarray | None:
+        return np.asarray(self.confusion, dtype=np.int64) if self.confusion else None
+
 
 def load_evaluation(root: Path, stage: str, rel_path: str, trainable: str) -> Evaluation:
     """Read one evaluation; problems become notes so one bad file never sinks the whole report."""
     path = resolve(root, rel_path, "evaluation")
-    ev = Evaluation(
-        stage=stage,
-        path=path,
-        task=trainable,
-        class_names=[],
-        metrics={},
-        per_class=[],
-        confusion=None,
-        most_confused=[],
-        model_summary=None,
-        params=None,
-        grad_norms=[],
-        trial_id=None,
-        checkpoint=None,
-    )
+    ev = Evaluation(stage=stage, trial_id=None, task=trainable, path=path)
     try:
         raw = json.loads(path.read_text())
+        if isinstance(raw, dict):  # study.json already says which stage and task it is
+            raw = {"stage": stage, "task": trainable, **raw}
+        record = EvaluationRecord.from_dict(raw, rel_path)
     except FileNotFoundError:
         ev.notes.append(f"{rel_path} not found (evaluation not run yet?)")
         return ev
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, RecordError) as exc:
         ev.notes.append(f"{rel_path} unreadable: {exc}")
         return ev
-    ev.task = raw.get("task") or trainable
-    ev.class_names = [str(c) for c in raw.get("class_names") or []]
-    ev.metrics = {k: v for k, v in (raw.get("metrics") or {}).items() if isinstance(v, int | float)}
-    ev.per_class = list(raw.get("per_class") or [])
-    if raw.get("confusion"):
-        ev.confusion = np.asarray(raw["confusion"], dtype=np.int64)
-    ev.most_confused = list(raw.get("most_confused") or [])
-    ev.model_summary = raw.get("model_summary")
-    ev.params = raw.get("params")
-    ev.grad_norms = list(raw.get("grad_norms") or [])
-    ev.trial_id = raw.get("trial_id")
-    ev.checkpoint = raw.get("checkpoint")
+    ev = Evaluation(**vars(record), path=path)
+    ev.metrics = {k: v for k, v in ev.metrics.items() if isinstance(v, int | float)}
+    ev.class_names = [str(c) for c in ev.class_names]
     _load_arrays(ev, path.with_suffix(".npz"), rel_path)
     return ev
 
@@ -86,7 +60,7 @@ def _load_arrays(ev: Evaluation, npz_path: Path, rel_path: str) -> None:
     try:
         with np.load(npz_path, allow_pickle=False) as data:
             ev.arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a torn npz
         ev.notes.append(f"{npz_path.name} unreadable: {exc}")
 
 
@@ -104,8 +78,8 @@ def confused_pairs(ev: Evaluation, top: int = 10) -> list[tuple[str, str, int]]:
             (class_name(ev, p.get("true")), class_name(ev, p.get("pred")), int(p.get("count", 0)))
             for p in ev.most_confused
         ]
-    elif ev.confusion is not None:
-        off = ev.confusion.copy()
+    elif ev.confusion_matrix is not None:
+        off = ev.confusion_matrix.copy()
         np.fill_diagonal(off, 0)
         idx = np.dstack(np.unravel_index(np.argsort(off, axis=None)[::-1], off.shape))[0]
         pairs = [(class_name(ev, int(i)), class_name(ev, int(j)), int(off[i, j])) for i, j in idx]

@@ -157,7 +157,7 @@ def _short(name: str, n: int = 20) -> str:
 
 def confusion_matrix(ev: Evaluation, path: Path) -> bool:
     """Counts coloured by row share (recall), so rare and frequent classes read alike."""
-    cm = ev.confusion
+    cm = ev.confusion_matrix
     if cm is None or cm.size == 0:
         return False
     k = cm.shape[0]

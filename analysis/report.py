@@ -147,10 +147,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
 def _header(b: ReportBuilder) -> None:
     s = b.study
     b.add(Heading(1, f"archsweep report: {s.name}"))
+    if s.description:
+        b.add(Paragraph(s.description))
     counts = Counter(t.status for t in s.all_trials())
     data = s.data
-    data_bits = [f"{k} {data[k]}" for k in ("dataset", "train", "val", "test") if k in data]
-    if data.get("class_names"):
+    shown = ("dataset", "folder", "train", "val", "test")
+    data_bits = [f"{k} {data[k]}" for k in shown if k in data]
+    if data.get("targets"):  # "N classes" or "binary masks" (format 2)
+        data_bits.append(str(data["targets"]))
+    elif data.get("class_names"):
         data_bits.append(f"{len(data['class_names'])} classes")
     b.add(
         Bullets(

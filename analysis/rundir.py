@@ -1,8 +1,9 @@
 """Load an experiment directory (docs/interfaces.md) into plain dataclasses.
 
 Reads only files: study.json, each trial folder's result.json and params.json, and
-evaluation/<stage>.json/.npz. It never imports the orchestrator, trainables or Ray, so a run
-directory copied onto a laptop can be reported.
+evaluation/<stage>.json/.npz. Besides the dependency-free contract (trainables/contract.py) it
+imports no part of the writer, nor torch or Ray, so a run directory copied onto a laptop can be
+reported.
 """
 
 from __future__ import annotations
@@ -13,13 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# orchestrator/records.py writes "schema_version" (docs/interfaces.md's example omits it); a
-# study.json without one is read as version 1. A writer that bumps it must teach this reader first.
-SUPPORTED_VERSIONS = (1,)
-TRAINABLES = ("classification", "segmentation")
-TRIAL_STATUSES = (
-    "completed", "asha_stopped", "stopped", "diverged", "error", "infeasible"
-)
+from trainables.contract import RecordError, StageRecord, StudyRecord, TrialRecord
 
 
 class ReportError(Exception):
@@ -27,44 +22,23 @@ class ReportError(Exception):
 
 
 @dataclass
-class Trial:
-    """One trial of a stage, as recorded in study.json plus its per-epoch curve."""
+class Trial(TrialRecord):
+    """One trial of a stage: its study.json record plus its per-epoch curve."""
 
-    trial_id: str
-    stage: str
-    label: str | None
-    config: dict[str, Any]
-    params: int | None
-    status: str
-    reason: str | None
-    epochs_run: int | None
-    best_epoch: int | None
-    final: dict[str, float]
-    best: dict[str, float]
-    wall_time_s: float | None
-    trial_dir: str | None
-    best_checkpoint: str | None
+    stage: str = ""
     curve: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def name(self) -> str:
-        """The label if the study gave one, else the trial id."""
-        return self.label or self.trial_id
+    @classmethod
+    def of(cls, record: TrialRecord, stage: str) -> Trial:
+        return cls(**vars(record), stage=stage)
 
 
 @dataclass
-class Stage:
-    """One stage (one Ray Tune experiment) of a study."""
+class Stage(StageRecord):
+    """One stage (one Ray Tune experiment) of a study, its trials with their curves."""
 
-    name: str
-    title: str
-    status: str
-    epochs: int | None
-    scheduler: str | None
-    compare: list[str]
-    trials: list[Trial]
-    best: dict[str, Any] | None
+    trials: list[Trial] = field(default_factory=list)  # type: ignore[assignment]
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,16 +47,44 @@ class Study:
     """The resolved study of one run directory."""
 
     root: Path
-    name: str
-    trainable: str
-    metric: str
-    mode: str
-    status: str
-    data: dict[str, Any]
-    constraints: dict[str, Any]
+    record: StudyRecord
     stages: list[Stage]
-    evaluations: dict[str, str]
-    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.record.study
+
+    @property
+    def trainable(self) -> str:
+        return self.record.trainable
+
+    @property
+    def metric(self) -> str:
+        return self.record.metric
+
+    @property
+    def mode(self) -> str:
+        return self.record.mode
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.record.data
+
+    @property
+    def constraints(self) -> dict[str, Any]:
+        return self.record.constraints
+
+    @property
+    def evaluations(self) -> dict[str, str]:
+        return self.record.evaluations
+
+    @property
+    def description(self) -> str:
+        return self.record.description
 
     @property
     def finished(self) -> bool:
@@ -96,7 +98,7 @@ def load_study(run_dir: str | Path) -> Study:
     """Read RUN_DIR/study.json and every trial's curve.
 
     Raises:
-        ReportError: the directory or study.json is missing, unreadable or of another version.
+        ReportError: the directory or study.json is missing, unreadable or of another format.
     """
     root = Path(run_dir)
     if not root.is_dir():
@@ -114,91 +116,24 @@ def load_study(run_dir: str | Path) -> Study:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ReportError(f"{path} must hold a JSON object, got {type(raw).__name__}")
-    _check_schema(raw, path)
-
-    stages = [_load_stage(root, s) for s in raw["stages"]]
-    return Study(
-        root=root,
-        name=str(raw.get("study", root.name)),
-        trainable=raw["trainable"],
-        metric=raw.get("metric") or _default_metric(raw["trainable"]),
-        mode=raw.get("mode") or "max",
-        status=raw.get("status", "running"),
-        data=raw.get("data") or {},
-        constraints=raw.get("constraints") or {},
-        stages=stages,
-        evaluations=dict(raw.get("evaluations") or {}),
-        raw=raw,
-    )
+    if isinstance(raw, dict) and "study" not in raw:
+        raw = {**raw, "study": root.name}  # early format-1 files named the study by folder only
+    try:
+        record = StudyRecord.from_dict(raw, str(path))
+    except RecordError as exc:
+        raise ReportError(str(exc)) from exc
+    stages = [_load_stage(root, s) for s in record.stages]
+    return Study(root=root, record=record, stages=stages)
 
 
-def _default_metric(trainable: str) -> str:
-    return "val_iou" if trainable == "segmentation" else "val_acc"
-
-
-def _check_schema(raw: dict[str, Any], path: Path) -> None:
-    version = raw.get("schema_version", raw.get("version", 1))
-    if version not in SUPPORTED_VERSIONS:
-        raise ReportError(
-            f"{path} has schema_version {version!r}; this report reads study.json version(s) "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))}. Update archsweep on this machine."
-        )
-    missing = [k for k in ("trainable", "stages") if k not in raw]
-    if missing:
-        raise ReportError(
-            f"{path} lacks {', '.join(missing)}; expected the study.json schema of "
-            "docs/interfaces.md (study, trainable, metric, mode, status, stages, evaluations)"
-        )
-    if raw["trainable"] not in TRAINABLES:
-        raise ReportError(
-            f"{path}: unknown trainable {raw['trainable']!r}; valid: {', '.join(TRAINABLES)}"
-        )
-    if not isinstance(raw["stages"], list) or not all(isinstance(s, dict) for s in raw["stages"]):
-        raise ReportError(f"{path}: 'stages' must be a list of stage objects")
-
-
-def _load_stage(root: Path, raw: dict[str, Any]) -> Stage:
-    name = str(raw.get("name", "stage"))
-    trials = [_make_trial(name, t) for t in raw.get("trials") or []]
-    stage = Stage(
-        name=name,
-        title=str(raw.get("title") or name),
-        status=str(raw.get("status", "pending")),
-        epochs=raw.get("epochs"),
-        scheduler=raw.get("scheduler"),
-        compare=list(raw.get("compare") or []),
-        trials=trials,
-        best=raw.get("best"),
-    )
-    for trial in trials:
+def _load_stage(root: Path, record: StageRecord) -> Stage:
+    fields = {k: v for k, v in vars(record).items() if k != "trials"}
+    fields["title"] = record.title or record.name
+    stage = Stage(**fields, trials=[Trial.of(t, record.name) for t in record.trials])
+    for trial in stage.trials:
         _attach_curve(root, trial)
     _add_unlisted_trials(root, stage)
     return stage
-
-
-def _make_trial(stage: str, raw: dict[str, Any]) -> Trial:
-    status = str(raw.get("status") or "error")
-    trial = Trial(
-        trial_id=str(raw.get("trial_id", "?")),
-        stage=stage,
-        label=raw.get("label") or None,
-        config=dict(raw.get("config") or {}),
-        params=raw.get("params"),
-        status=status,
-        reason=raw.get("reason"),
-        epochs_run=raw.get("epochs_run"),
-        best_epoch=raw.get("best_epoch"),
-        final=dict(raw.get("final") or {}),
-        best=dict(raw.get("best") or {}),
-        wall_time_s=raw.get("wall_time_s"),
-        trial_dir=raw.get("trial_dir"),
-        best_checkpoint=raw.get("best_checkpoint"),
-    )
-    if status not in TRIAL_STATUSES:
-        trial.notes.append(f"unknown status {status!r} in study.json")
-    return trial
 
 
 def _attach_curve(root: Path, trial: Trial) -> None:
@@ -285,18 +220,11 @@ def _add_unlisted_trials(root: Path, stage: Stage) -> None:
         trial = Trial(
             trial_id=sub.name,
             stage=stage.name,
-            label=None,
             config=config,
-            params=None,
             status="running",
-            reason=None,
             epochs_run=len(curve),
-            best_epoch=None,
-            final={},
-            best={},
             wall_time_s=curve[-1].get("time_total_s") if curve else None,
             trial_dir=f"{stage.name}/{sub.name}",
-            best_checkpoint=None,
             curve=curve,
         )
         trial.notes.append("trial folder not yet recorded in study.json")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.rundir import Stage, Study, Trial, finite
+from trainables.contract import best_of
 
 # Overfitting verdict (documented in the report): "yes" when the final train-val gap of the score
 # (accuracy or IoU) exceeds GAP_THRESHOLD *and* val loss is rising at the end (its minimum lies
@@ -67,21 +68,11 @@ class TrialStats:
     val_loss_rising: bool | None
     verdict: str
     train_time_s: float | None
-    inference_time_s: float | None
-
-
-def _better(mode: str, a: float, b: float) -> bool:
-    return a < b if mode == "min" else a > b
 
 
 def best_row(curve: list[dict[str, float]], metric: str, mode: str) -> dict[str, float] | None:
     """The epoch row with the best finite value of metric."""
-    best: dict[str, float] | None = None
-    for row in curve:
-        v = finite(row.get(metric))
-        if v is not None and (best is None or _better(mode, v, best[metric])):
-            best = row
-    return best
+    return best_of(curve, lambda row: row.get(metric), mode)
 
 
 def _row_at(curve: list[dict[str, float]], epoch: int | None) -> dict[str, float] | None:
@@ -128,7 +119,6 @@ def trial_stats(trial: Trial, study: Study) -> TrialStats:
         val_loss_rising=rising,
         verdict=overfitting_verdict(gap, rising),
         train_time_s=_timing(trial, "train_time_s"),
-        inference_time_s=_timing(trial, "inference_time_s"),
     )
 
 
@@ -166,18 +156,12 @@ def overfitting_verdict(gap: float | None, rising: bool | None) -> str:
 
 def stage_best_trial(stage: Stage, study: Study) -> Trial | None:
     """The stage's best trial: study.json's record, else the best metric among its trials."""
-    if stage.best and stage.best.get("trial_id"):
+    if stage.best and stage.best.trial_id:
         for t in stage.trials:
-            if t.trial_id == stage.best["trial_id"]:
+            if t.trial_id == stage.best.trial_id:
                 return t
-    best: tuple[float, Trial] | None = None
-    for t in stage.trials:
-        if t.status == "infeasible":
-            continue
-        v = trial_stats(t, study).best_value
-        if v is not None and (best is None or _better(study.mode, v, best[0])):
-            best = (v, t)
-    return best[1] if best else None
+    candidates = [t for t in stage.trials if t.status != "infeasible"]
+    return best_of(candidates, lambda t: trial_stats(t, study).best_value, study.mode)
 
 
 def stop_reason(trial: Trial, stage: Stage) -> str:

@@ -20,6 +20,7 @@ from analysis.summary import (
     task_metrics,
     trial_stats,
 )
+from trainables.contract import best_of
 
 BEST_MARK = "★ best"
 
@@ -157,16 +158,29 @@ def _timing_columns(study: Study) -> list[Column]:
     cols = []
     if any(s.train_time_s is not None for s in stats):
         cols.append(Column("train_time_s", "train time", fmt_seconds))
-    if any(s.inference_time_s is not None for s in stats):
-        cols.append(Column("inference_time_s", "inference time (s)", fmt_value))
     return cols
 
 
 def all_trials_table(study: Study) -> Table:
     """Every trial of every stage, infeasible ones included."""
-    tm = task_metrics(study)
     timing = _timing_columns(study)
-    columns = [
+    rows: list[list[Any]] = []
+    bold: set[int] = set()
+    for stage in study.stages:
+        best = stage_best_trial(stage, study)
+        keys = shown_keys(stage, study)
+        feasible = [t for t in stage.trials if t.status != "infeasible"]
+        other = [k for k in varying_keys(feasible or stage.trials) if k not in keys]
+        for t in stage.trials:
+            if t is best:
+                bold.add(len(rows))
+            rows.append(_all_trials_row(t, stage, study, keys, other, timing))
+    return Table("all_trials", _all_trials_columns(study, timing), rows, bold)
+
+
+def _all_trials_columns(study: Study, timing: list[Column]) -> list[Column]:
+    tm = task_metrics(study)
+    return [
         Column("stage", "stage"),
         Column("trial", "trial"),
         Column("configuration", "configuration"),
@@ -188,44 +202,41 @@ def all_trials_table(study: Study) -> Table:
         Column("status", "status"),
         Column("config_json", "full config"),
     ]
-    rows: list[list[Any]] = []
-    bold: set[int] = set()
-    for stage in study.stages:
-        best = stage_best_trial(stage, study)
-        keys = shown_keys(stage, study)
-        feasible = [t for t in stage.trials if t.status != "infeasible"]
-        other = [k for k in varying_keys(feasible or stage.trials) if k not in keys]
-        for t in stage.trials:
-            st = trial_stats(t, study)
-            if t is best:
-                bold.add(len(rows))
-            times = {"train_time_s": st.train_time_s, "inference_time_s": st.inference_time_s}
-            rows.append(
-                [
-                    stage.title,
-                    t.name,
-                    fmt_config(t.config, keys),
-                    fmt_config(t.config, other),
-                    None if t.params is None else t.params / 1e6,
-                    st.train_final,
-                    st.val_best,
-                    st.val_final,
-                    *st.extras.values(),
-                    st.best_epoch,
-                    None if t.status == "infeasible" else t.epochs_run,
-                    st.gap,
-                    st.verdict,
-                    *[times[c.key] for c in timing],
-                    stop_reason(t, stage),
-                    t.wall_time_s,
-                    "; ".join(t.notes) or None,
-                    t.trial_id,
-                    t.status,
-                    t.config,
-                ]
-            )
-    table = Table("all_trials", columns, rows, bold)
-    return table
+
+
+def _all_trials_row(
+    t: Trial,
+    stage: Stage,
+    study: Study,
+    keys: list[str],
+    other: list[str],
+    timing: list[Column],
+) -> list[Any]:
+    """One row, in the order of _all_trials_columns."""
+    st = trial_stats(t, study)
+    times = {"train_time_s": st.train_time_s}
+    return [
+        stage.title,
+        t.name,
+        fmt_config(t.config, keys),
+        fmt_config(t.config, other),
+        None if t.params is None else t.params / 1e6,
+        st.train_final,
+        st.val_best,
+        st.val_final,
+        *st.extras.values(),
+        st.best_epoch,
+        None if t.status == "infeasible" else t.epochs_run,
+        st.gap,
+        st.verdict,
+        *[times[c.key] for c in timing],
+        stop_reason(t, stage),
+        t.wall_time_s,
+        "; ".join(t.notes) or None,
+        t.trial_id,
+        t.status,
+        t.config,
+    ]
 
 
 def markdown_view(table: Table, drop: Sequence[str]) -> Table:
@@ -311,13 +322,9 @@ def _summary_best(study: Study, trials: list[Trial]) -> set[int]:
             continue
         best = stage_best_trial(stage, study)
         if best is None or all(t is not best for t in rows):
-            scored = [(trial_stats(t, study).best_value, t) for t in rows]
-            scored = [(v, t) for v, t in scored if v is not None]
-            if not scored:
-                continue
-            pick = min if study.mode == "min" else max
-            best = pick(scored, key=lambda p: p[0])[1]
-        marked.add(id(best))
+            best = best_of(rows, lambda t: trial_stats(t, study).best_value, study.mode)
+        if best is not None:
+            marked.add(id(best))
     return marked
 
 
@@ -339,9 +346,9 @@ def best_per_stage_table(study: Study) -> Table:
             continue
         st = trial_stats(t, study)
         value = st.best_value
-        if stage.best and isinstance(stage.best.get("value"), int | float):
-            value = float(stage.best["value"])
-        ckpt = (stage.best or {}).get("checkpoint") or t.best_checkpoint
+        if stage.best and isinstance(stage.best.value, int | float):
+            value = float(stage.best.value)
+        ckpt = (stage.best.checkpoint if stage.best else None) or t.best_checkpoint
         rows.append(
             [
                 stage.title,
@@ -428,8 +435,10 @@ def confused_table(ev: Evaluation, top: int = 10) -> Table:
         Column("count", "count"),
     ]
     total = {}
-    if ev.confusion is not None and ev.class_names:
-        total = dict(zip(ev.class_names, ev.confusion.sum(axis=1).tolist(), strict=False))
+    if ev.confusion_matrix is not None and ev.class_names:
+        total = dict(
+            zip(ev.class_names, ev.confusion_matrix.sum(axis=1).tolist(), strict=False)
+        )
     rows = [[t, p, c] for t, p, c in confused_pairs(ev, top)]
     if total:
         columns.append(Column("share_of_true", "share of true class", fmt_value))

@@ -13,6 +13,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from trainables.contract import is_better
+
 
 class StageProgress(Callback):
     def __init__(self, plan: Any, metric: str, mode: str, every_s: float = 15.0) -> None:
@@ -27,6 +29,17 @@ class StageProgress(Callback):
         self.counts = {"completed": 0, "stopped": 0, "failed": 0, "running": 0}
         self.best: tuple[float, str] | None = None
         self.trials: list = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks with the experiment; a resumed stage unpickles this view in a new
+        # process, whose clock and "finished here" count start now (see __setstate__).
+        return dict(self.__dict__, trials=[])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.started = time.monotonic()
+        self.finished_here = 0
+        self.last_print = 0.0
 
     def _count(self, trials: list) -> None:
         self.trials = trials  # Ray's live list: finish() recounts after the last status change
@@ -50,9 +63,7 @@ class StageProgress(Callback):
             self.best = (float(value), trial.config.get("label") or trial.trial_id)
 
     def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best[0] if self.mode == "max" else value < self.best[0]
+        return is_better(self.mode, value, self.best[0] if self.best else None)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -93,6 +104,6 @@ class StageProgress(Callback):
         self.last_line = line
         print(line, file=sys.stdout, flush=True)
 
-    def finish(self) -> None:
-        self._count(self.trials)
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._count(trials)
         self.show(only_if_changed=True)

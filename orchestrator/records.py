@@ -1,7 +1,9 @@
-"""study.json: archsweep's record of a study, the contract between run and report.
+"""study.json, assembled in one place: open/resume, trial records from Ray results, best trial.
 
-Written atomically after every change (temp file + rename), so a killed driver leaves either the
-old or the new record, never half of one; resume reads it to skip finished stages.
+The record types live in `trainables.contract` (shared with the report); this module fills them.
+study.json is written atomically after every change (temp file + rename), so a killed driver
+leaves either the old or the new record, never half of one; resume reads it to skip finished
+stages.
 """
 
 from __future__ import annotations
@@ -11,75 +13,208 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.study import StudyError
-from trainables.jsonio import jsonable, write_json_atomic
+from trainables.contract import (
+    TRIAL_RANKED,
+    BestRecord,
+    RecordError,
+    StageRecord,
+    StudyRecord,
+    TrialRecord,
+    best_of,
+    jsonable,
+    kept_metric_names,
+)
+from trainables.jsonio import write_json_atomic
 
-SCHEMA_VERSION = 1
 STUDY_FILE = "study.json"
+FRESH_HINT = "run with --fresh to start over (the old run is kept aside) or pick a new --name"
 
 
-class StudyRecord:
-    """The in-memory study.json, saved after every update."""
+class StudyFile:
+    """The in-memory study.json of one run directory, saved after every update."""
 
-    def __init__(self, run_dir: Path, data: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, record: StudyRecord) -> None:
         self.run_dir = run_dir
-        self.data = data
+        self.record = record
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / STUDY_FILE
 
     @classmethod
-    def open(
-        cls,
-        run_dir: Path,
-        header: dict[str, Any],
-        stage_names: list[str],
-        run_settings: dict[str, Any],
-    ) -> StudyRecord:
-        """Open (resume) or create study.json.
+    def open(cls, run_dir: Path, header: StudyRecord) -> StudyFile:
+        """Resume the run directory's study.json, or start `header` as a new one.
 
-        `run_settings` (the --set overrides and --smoke) must match a resumed run's: finished
-        stages are not run again, so resuming with other settings would mix two experiments.
+        A resumed record must have the same stages and run settings (--set, --smoke, ...):
+        finished stages are not run again, so resuming with others would mix two experiments.
         """
         path = run_dir / STUDY_FILE
-        settings = jsonable(run_settings)
-        if path.is_file():
-            data = json.loads(path.read_text())
-            known = [s["name"] for s in data["stages"]]
-            fresh_hint = "run with --fresh to start over (the old run is kept aside) or --name NEW"
-            if known != stage_names:
-                raise StudyError(
-                    f"{path} records stages {known}, but the study file now has {stage_names}; "
-                    + fresh_hint
-                )
-            if data.get("run_settings", settings) != settings:
-                raise StudyError(
-                    f"{path} was run with {data['run_settings']}, this command has {settings}; "
-                    "resuming would mix the two. " + fresh_hint[0].upper() + fresh_hint[1:]
-                )
-            data.update({k: v for k, v in header.items() if k != "status"})
-            data["status"] = "running"
-        else:
-            data = {
-                "schema_version": SCHEMA_VERSION,
-                **header,
-                "run_settings": settings,
-                "status": "running",
-                "stages": [{"name": n, "status": "pending", "trials": []} for n in stage_names],
-                "evaluations": {},
-            }
-        record = cls(run_dir, data)
-        record.save()
-        return record
+        if not path.is_file():
+            return cls(run_dir, header)
+        record = read_study(path)
+        known = [s.name for s in record.stages]
+        wanted = [s.name for s in header.stages]
+        if known != wanted:
+            raise StudyError(
+                f"{path} records stages {known}, but the study file now has {wanted}; "
+                + FRESH_HINT
+            )
+        settings = jsonable(header.run_settings)
+        if record.run_settings != settings:
+            raise StudyError(
+                f"{path} was run with {record.run_settings}, this command has {settings}; "
+                f"resuming would mix the two. {FRESH_HINT[0].upper()}{FRESH_HINT[1:]}"
+            )
+        for key in ("description", "constraints", "metric", "mode"):
+            setattr(record, key, getattr(header, key))
+        record.status = "running"
+        return cls(run_dir, record)
 
-    def stage(self, name: str) -> dict[str, Any]:
-        return next(s for s in self.data["stages"] if s["name"] == name)
+    def stage(self, name: str) -> StageRecord:
+        return self.record.stage(name)
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.run_dir / STUDY_FILE, self.data)
+        write_json_atomic(self.path, self.record.to_dict())
+
+
+def read_study(path: Path) -> StudyRecord:
+    """A study.json as a record; a torn or malformed file is a StudyError naming the fix."""
+    try:
+        raw = json.loads(path.read_text())
+        return StudyRecord.from_dict(raw, str(path))
+    except (OSError, json.JSONDecodeError, RecordError) as err:
+        raise StudyError(
+            f"{path} is unreadable ({err}); restore it from a backup, or {FRESH_HINT}"
+        ) from None
 
 
 def rel(path: str | Path | None, root: Path) -> str | None:
+    """A path relative to the run directory when it lies inside it, else as given."""
     if path is None:
         return None
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:  # storage elsewhere (another disk, cloud): keep the absolute path
+    except ValueError:  # storage elsewhere (another disk, cloud): keep the path as is
         return str(path)
+
+
+def best_row(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    """The epoch row with the best finite `metric` (diverged epochs never count)."""
+    trained = [r for r in rows if not r.get("diverged")]
+    return best_of(trained, lambda r: r.get(metric), mode)
+
+
+def trial_record(
+    result: Any,
+    run_dir: Path,
+    metric: str,
+    mode: str,
+    asha_stops: dict[str, dict[str, Any]],
+    attempts: list[dict[str, Any]] | None = None,
+) -> TrialRecord:
+    """One trial of study.json from Ray Tune's `Result` (its metrics history and checkpoints)."""
+    last = dict(result.metrics or {})
+    config = dict(result.config or {})
+    history = result.metrics_dataframe
+    rows = history.to_dict("records") if history is not None and len(history) else []
+    rows = [r for r in rows if metric in r and not r.get("infeasible")]
+    best = best_row(rows, metric, mode)
+    epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
+    trial_id = last.get("trial_id") or Path(result.path).name
+    status, reason = stop_status(
+        result, last, epochs_run, int(config.get("epochs", 0)), asha_stops.get(trial_id), metric
+    )
+    keep = kept_metric_names()
+    return TrialRecord(
+        trial_id=trial_id,
+        label=config.get("label"),
+        config=config,
+        status=status,
+        reason=reason,
+        epochs_run=epochs_run,
+        best_epoch=int(best["epoch"]) if best else None,
+        final={k: last[k] for k in keep if k in last},
+        best={k: best[k] for k in keep if best and k in best},
+        wall_time_s=last.get("time_total_s"),
+        trial_dir=rel(result.path, run_dir),
+        best_checkpoint=(
+            None if status == "infeasible" else best_checkpoint(result, run_dir, metric, mode)
+        ),
+        attempts=attempts or [],
+    )
+
+
+def best_checkpoint(result: Any, run_dir: Path, metric: str, mode: str) -> str | None:
+    """The trial's checkpoint of its best epoch, else its last one."""
+    try:
+        ckpt = result.get_best_checkpoint(metric, mode)
+    except (RuntimeError, ValueError):
+        ckpt = None
+    ckpt = ckpt or result.checkpoint
+    return rel(ckpt.path, run_dir) if ckpt is not None else None
+
+
+def stop_status(
+    result: Any,
+    last: dict,
+    epochs_run: int,
+    epochs: int,
+    asha_stop: dict[str, Any] | None,
+    metric: str,
+) -> tuple[str, str | None]:
+    if last.get("infeasible"):
+        return "infeasible", last.get("reason")
+    if result.error is not None:
+        # The traceback's end names the failing line and exception; 10k characters keep it.
+        return "error", str(result.error)[-10_000:]
+    if last.get("diverged"):
+        return "diverged", last.get("reason")
+    if epochs_run >= epochs:
+        return "completed", None
+    if asha_stop is not None:
+        return "asha_stopped", (
+            f"stopped by ASHA after {asha_stop['epoch']} of {epochs} epochs "
+            f"({metric} {asha_stop['value']:.4f} below the rung's cutoff)"
+        )
+    return "stopped", f"ended after {epochs_run} of {epochs} epochs without an ASHA decision"
+
+
+def infeasible_record(point: Any) -> TrialRecord:
+    """A grid point rejected before training (its constraint violations as the reason)."""
+    return TrialRecord(
+        label=point.label,
+        config=point.config,
+        params=point.params,
+        status="infeasible",
+        reason="; ".join(point.violations),
+        wall_time_s=0.0,
+    )
+
+
+def pick_best(trials: list[TrialRecord], metric: str, mode: str) -> BestRecord | None:
+    """The stage's best trial by its best epoch's `metric`."""
+    ranked = [t for t in trials if t.status in TRIAL_RANKED and metric in t.best]
+    best = best_of(ranked, lambda t: t.best[metric], mode)
+    if best is None:
+        return None
+    return BestRecord(
+        trial_id=best.trial_id,
+        label=best.label,
+        config=best.config,
+        checkpoint=best.best_checkpoint,
+        value=best.best[metric],
+    )
+
+
+__all__ = [
+    "STUDY_FILE",
+    "StudyFile",
+    "best_checkpoint",
+    "infeasible_record",
+    "pick_best",
+    "read_study",
+    "rel",
+    "stop_status",
+    "trial_record",
+]

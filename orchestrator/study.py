@@ -12,30 +12,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainables.contract import SELECTABLE_METRICS as METRICS
+from trainables.contract import TASKS
+
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("grid", "random", "optuna")
-TASKS = ("classification", "segmentation")
-# Per-epoch metrics a study may select on (trainables/tasks.py writes them).
-METRICS = {
-    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
-    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
-}
 
 
 class StudyError(ValueError):
     """A study file that cannot run; the message names the bad value and the valid ones."""
 
 
+FROM_STUDY_TAKES = ("model", "checkpoint")
+
+
 @dataclass(frozen=True)
 class FromStudy:
     """A reference to another study's result: its best trial of `stage` (default: last stage).
 
-    Used as a config value: `encoder=FromStudy("classifier128")` gives the U-Net the classifier's
-    architecture and `encoder_checkpoint` its best checkpoint.
+    Used as a config value. `take="model"` (default) gives the key the best trial's model config
+    and `<key>_checkpoint` its best checkpoint: `encoder=FromStudy("classifier128")` gives the
+    U-Net the classifier's architecture and weights. `take="checkpoint"` gives the key the
+    checkpoint's path.
     """
 
     study: str
     stage: str | None = None
+    take: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.take not in FROM_STUDY_TAKES:
+            raise StudyError(
+                f"FromStudy({self.study!r}, take={self.take!r}): choose take from "
+                f"{FROM_STUDY_TAKES}"
+            )
 
 
 @dataclass

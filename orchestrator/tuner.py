@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from orchestrator.plan import StagePlan
 from orchestrator.progress import StageProgress
-from orchestrator.records import rel
 from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
 from trainables.data import DataBundle
 from trainables.loop import TrialSetup
-from trainables.trainable import TRAINABLES
+from trainables.trainable import train
 
 
 @dataclass(frozen=True)
@@ -30,11 +28,10 @@ class Resources:
     seed: int = 0
 
 
-def make_trainable(study: Study, bundle: DataBundle, setup: TrialSetup, resources: Resources):
-    fn = TRAINABLES[study.trainable]
+def make_trainable(bundle: DataBundle, setup: TrialSetup, resources: Resources) -> Any:
     # with_parameters puts the decoded arrays into Ray's object store once; every trial maps
     # them read-only instead of decoding or pickling the data set again.
-    trainable = tune.with_parameters(fn, bundle=bundle, setup=setup)
+    trainable = tune.with_parameters(train, bundle=bundle, setup=setup)
     return tune.with_resources(
         trainable, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
     )
@@ -50,17 +47,22 @@ class RecordingASHA(ASHAScheduler):
     "asha_stopped" only when ASHA really stopped it (not when it was interrupted).
     """
 
-    def __init__(self, log_path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, log_path: str, *, metric: str, time_attr: str, max_t: int, **kwargs: Any
+    ) -> None:
+        # metric/mode reach ASHA through TuneConfig (Ray refuses them in both places); our own
+        # copies name what the log records without reading ASHA's private attributes.
+        super().__init__(time_attr=time_attr, max_t=max_t, **kwargs)
         self.log_path = log_path
+        self.logged_metric, self.logged_time_attr, self.logged_max_t = metric, time_attr, max_t
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == self.STOP and result.get(self._time_attr, 0) < self._max_t:
+        if action == self.STOP and result.get(self.logged_time_attr, 0) < self.logged_max_t:
             line = {
                 "trial_id": trial.trial_id,
-                "epoch": result.get(self._time_attr),
-                "value": result.get(self._metric),
+                "epoch": result.get(self.logged_time_attr),
+                "value": result.get(self.logged_metric),
             }
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(line) + "\n")
@@ -82,6 +84,7 @@ def make_scheduler(study: Study, plan: StagePlan, metric: str, stage_dir: Path) 
     epochs = max([int(p.config["epochs"]) for p in plan.points] or [int(plan.base["epochs"])])
     return RecordingASHA(
         log_path=str(stage_dir / ASHA_LOG),
+        metric=metric,
         time_attr="epoch",
         max_t=epochs,
         grace_period=min(int(study.asha["grace_period"]), epochs),
@@ -110,7 +113,7 @@ def trial_dirname(trial: Any) -> str:
     return f"{label}_{trial.trial_id}"
 
 
-def run_stage(
+def run_tuner(
     study: Study,
     plan: StagePlan,
     bundle: DataBundle,
@@ -123,7 +126,7 @@ def run_stage(
     setup = TrialSetup(
         task=study.trainable, metric=metric, mode=mode, constraints=study.constraints
     )
-    trainable = make_trainable(study, bundle, setup, resources)
+    trainable = make_trainable(bundle, setup, resources)
     # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
     param_space = {**plan.base, **plan.sampled} if plan.stage.search == "optuna" else {}
     stage_dir = run_dir.resolve() / plan.stage.name
@@ -147,9 +150,8 @@ def run_stage(
             resume_errored=False,
             param_space=param_space,
         )
-        # The restored Tuner carries the callbacks pickled when the stage began (a progress view
-        # with stale counts); give it this run's. Ray offers no public setter for this.
-        tuner._local_tuner.get_run_config().callbacks = run_config.callbacks
+        # The restored Tuner carries the callbacks pickled when the stage began; StageProgress
+        # resets its clock and counters when unpickled (see its __setstate__).
         print(f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True)
     else:
         searcher, num_samples = make_search(plan, metric, mode, resources.seed)
@@ -167,112 +169,4 @@ def run_stage(
             ),
             run_config=run_config,
         )
-    results = tuner.fit()
-    progress.finish()
-    return results
-
-
-def trial_record(
-    result: tune.Result, run_dir: Path, metric: str, mode: str, stops: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """One trial of study.json from Ray's result (see docs/interfaces.md)."""
-    last = dict(result.metrics or {})
-    config = dict(result.config or {})
-    history = result.metrics_dataframe
-    rows = history.to_dict("records") if history is not None and len(history) else []
-    rows = [r for r in rows if metric in r and not r.get("infeasible")]
-    trained = [r for r in rows if not r.get("diverged")]
-    best_row = None
-    for row in trained:
-        value = row.get(metric)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if best_row is None or (
-            value > best_row[metric] if mode == "max" else value < best_row[metric]
-        ):
-            best_row = row
-    epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
-    trial_id = last.get("trial_id") or Path(result.path).name
-    status, reason = stop_status(
-        result, last, epochs_run, int(config.get("epochs", 0)), stops.get(trial_id), metric
-    )
-    best_ckpt = None
-    if status != "infeasible":
-        try:
-            ckpt = result.get_best_checkpoint(metric, mode)
-        except (RuntimeError, ValueError):
-            ckpt = None
-        ckpt = ckpt or result.checkpoint
-        best_ckpt = rel(ckpt.path, run_dir) if ckpt is not None else None
-    keep = (
-        "epoch",
-        "train_loss",
-        "train_acc",
-        "val_loss",
-        "val_acc",
-        "val_iou",
-        "val_dice",
-        "val_pixel_acc",
-        "train_iou",
-        "lr",
-        "images_per_s",
-        "epoch_time_s",
-        "train_time_s",
-    )
-    return {
-        "trial_id": trial_id,
-        "label": config.get("label"),
-        "config": config,
-        "status": status,
-        "reason": reason,
-        "epochs_run": epochs_run,
-        "best_epoch": int(best_row["epoch"]) if best_row else None,
-        "final": {k: last[k] for k in keep if k in last},
-        "best": {k: best_row[k] for k in keep if best_row and k in best_row},
-        "wall_time_s": last.get("time_total_s"),
-        "trial_dir": rel(result.path, run_dir),
-        "best_checkpoint": best_ckpt,
-    }
-
-
-def stop_status(
-    result: tune.Result,
-    last: dict,
-    epochs_run: int,
-    epochs: int,
-    asha_stop: dict[str, Any] | None,
-    metric: str,
-) -> tuple[str, str | None]:
-    if last.get("infeasible"):
-        return "infeasible", last.get("reason")
-    if result.error is not None:
-        # The traceback's end names the failing line and exception; 10k characters keep it.
-        return "error", str(result.error)[-10_000:]
-    if last.get("diverged"):
-        return "diverged", last.get("reason")
-    if epochs_run >= epochs:
-        return "completed", None
-    if asha_stop is not None:
-        return "asha_stopped", (
-            f"stopped by ASHA after {asha_stop['epoch']} of {epochs} epochs "
-            f"({metric} {asha_stop['value']:.4f} below the rung's cutoff)"
-        )
-    return "stopped", f"ended after {epochs_run} of {epochs} epochs without an ASHA decision"
-
-
-def infeasible_record(point: Any) -> dict[str, Any]:
-    return {
-        "trial_id": None,
-        "label": point.label,
-        "config": point.config,
-        "params": point.params,
-        "status": "infeasible",
-        "reason": "; ".join(point.violations),
-        "epochs_run": 0,
-        "best_epoch": None,
-        "final": {},
-        "best": {},
-        "wall_time_s": 0.0,
-        "trial_dir": None,
-        "best_checkpoint": None,
-    }
+    return tuner.fit()

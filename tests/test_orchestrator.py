@@ -371,7 +371,7 @@ def test_study_file_mistakes_name_file_and_line(tmp_path: Path) -> None:
 def test_stop_reason_is_asha_only_when_asha_decided() -> None:
     from types import SimpleNamespace
 
-    from orchestrator.tuner import stop_status
+    from orchestrator.records import stop_status
 
     ok = SimpleNamespace(error=None)
     decision = {"trial_id": "t", "epoch": 2, "value": 0.41}

@@ -10,20 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainables.data import AugmentConfig
+from trainables.data import DATA_DEFAULTS, AugmentConfig
 from trainables.models import family_fields, list_families
-
-DATA_DEFAULTS: dict[str, Any] = {
-    "dataset": "tiny_imagenet",
-    "data_dir": None,  # folder under the data root; None = the data set's standard folder name
-    "classes": None,  # None = all, int = first N, list = ids, {"n": N, "seed": S} = N drawn
-    "class_seed": None,  # with an int `classes`: draw the N classes with this seed
-    "image_size": None,  # None = native size
-    "val_fraction": 0.1,
-    "test_fraction": 0.1,
-    "split_seed": 0,
-    "test_split": "official",  # "official" test set / val folder, or "holdout" from train
-}
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 10,

@@ -6,9 +6,10 @@ set nor a model: it reads evaluation/<stage>.json and .npz (docs/interfaces.md).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -16,20 +17,20 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from trainables import ray_io
 from trainables.config import with_defaults
+from trainables.contract import EvaluationRecord
 from trainables.data import DataBundle, TensorLoader
 from trainables.jsonio import write_json_atomic
+from trainables.loop import select_device
 from trainables.models import build_model
+from trainables.models.probes import layer_grad_norms
 from trainables.tasks import make_task, targets_for
 
 
-def load_model(
-    checkpoint_dir: Path, device: torch.device
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    state = ray_io.load_state(checkpoint_dir, map_location=device)
-    model = build_model(state["model_config"]).to(device)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, state
+@runtime_checkable
+class Describable(Protocol):
+    """A model that explains its wiring in words (U-Nets: which feature map feeds which skip)."""
+
+    def describe(self) -> str: ...
 
 
 @torch.no_grad()
@@ -123,19 +124,50 @@ def segmentation_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
-def evaluate_checkpoint(
-    checkpoint_dir: Path,
+def gradient_norms(
+    model: torch.nn.Module, bundle: DataBundle, state: dict, device: torch.device, task: str
+) -> list[dict[str, Any]]:
+    """Per-layer weight-gradient norms of one backward pass on a test batch (course C.2, D.2).
+
+    One batch of 64 is enough to show which layers' gradients vanish or explode; the model is
+    put back in eval mode and its gradients cleared afterwards.
+    """
+    loader = TensorLoader(
+        bundle.test,
+        batch_size=64,
+        device=device,
+        shuffle=False,
+        augment=None,
+        mean=tuple(state["mean"]),
+        std=tuple(state["std"]),
+    )
+    x, y = next(iter(loader))
+    task_obj = make_task(task, with_defaults(state["config"]))
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        task_obj.loss(model(x).float(), targets_for(task, y)).backward()
+    norms = [{"layer": name, "norm": norm} for name, norm in layer_grad_norms(model)]
+    model.zero_grad(set_to_none=True)
+    return norms
+
+
+def evaluate_state(
+    state: dict[str, Any],
     bundle: DataBundle,
     task: str,
-    out_dir: Path,
     stage: str,
-    trial_id: str,
+    trial_id: str | None,
     samples: int = 10,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Evaluate on the test split; write out_dir/<stage>.json and .npz; return the JSON dict."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, state = load_model(checkpoint_dir, device)
+) -> tuple[EvaluationRecord, dict[str, np.ndarray]]:
+    """Evaluate a checkpoint's state on the test split: the record and the npz arrays.
+
+    Writes nothing, so it can run as a Ray task on any node (the driver writes the files).
+    """
+    device = select_device()
+    model = build_model(state["model_config"]).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
     y_true, y_pred, loss, ms_per_image = predict(model, bundle, state, device, task)
     if task == "classification":
         report = classification_report(y_true, y_pred, list(bundle.class_names))
@@ -145,6 +177,28 @@ def evaluate_checkpoint(
         k = min(5, len(y_true))  # the course asks for 3-5 triptychs
     report["metrics"]["test_loss"] = loss
     report["metrics"]["inference_ms_per_image"] = ms_per_image
+    arrays = evaluation_arrays(y_true, y_pred, bundle, task, k, seed)
+    record = EvaluationRecord(
+        stage=stage,
+        trial_id=trial_id,
+        task=task,
+        epoch=state["epoch"],
+        class_names=list(bundle.class_names),
+        params=sum(p.numel() for p in model.parameters()),
+        # U-Nets with a classifier encoder say which feature map feeds which skip (course B.3).
+        model_summary=(model.describe() + "\n\n" if isinstance(model, Describable) else "")
+        + str(model),
+        test_size=len(y_true),
+        grad_norms=gradient_norms(model, bundle, state, device, task),
+        **report,
+    )
+    return record, arrays
+
+
+def evaluation_arrays(
+    y_true: np.ndarray, y_pred: np.ndarray, bundle: DataBundle, task: str, k: int, seed: int
+) -> dict[str, np.ndarray]:
+    """The npz arrays: predictions and `k` seeded random samples (images, labels or masks)."""
     pick = np.sort(np.random.default_rng(seed).choice(len(y_true), size=k, replace=False))
     arrays: dict[str, np.ndarray] = {
         "y_true": y_true,
@@ -158,21 +212,34 @@ def evaluate_checkpoint(
         arrays.update(sample_masks_true=y_true[pick], sample_masks_pred=y_pred[pick])
         # Pixel-level arrays of the whole split would make the npz huge; samples suffice.
         arrays["y_true"], arrays["y_pred"] = y_true[pick], y_pred[pick]
+    return arrays
+
+
+def write_evaluation(
+    out_dir: Path, record: EvaluationRecord, arrays: dict[str, np.ndarray]
+) -> Path:
+    """evaluation/<stage>.npz, then .json (both atomic: a killed driver leaves no torn file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out_dir / f"{stage}.npz", **arrays)
-    result = {
-        "stage": stage,
-        "trial_id": trial_id,
-        "checkpoint": str(checkpoint_dir),
-        "epoch": state["epoch"],
-        "task": task,
-        "class_names": list(bundle.class_names),
-        "params": sum(p.numel() for p in model.parameters()),
-        # U-Nets with a classifier encoder say which feature map feeds which skip (course B.3).
-        "model_summary": (model.describe() + "\n\n" if hasattr(model, "describe") else "")
-        + str(model),
-        "test_size": len(y_true),
-        **report,
-    }
-    write_json_atomic(out_dir / f"{stage}.json", result)
-    return result
+    npz = out_dir / f"{record.stage}.npz"
+    tmp = out_dir / f"{record.stage}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, npz)
+    path = out_dir / f"{record.stage}.json"
+    write_json_atomic(path, record.to_dict())
+    return path
+
+
+def evaluate_checkpoint(
+    checkpoint_dir: Path,
+    bundle: DataBundle,
+    task: str,
+    out_dir: Path,
+    stage: str,
+    trial_id: str | None,
+) -> EvaluationRecord:
+    """Evaluate a checkpoint folder in this process and write its files (tests, replay)."""
+    state = ray_io.load_state(checkpoint_dir)
+    record, arrays = evaluate_state(state, bundle, task, stage, trial_id)
+    record.checkpoint = str(checkpoint_dir)
+    write_evaluation(out_dir, record, arrays)
+    return record

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from trainables import ray_io
 from trainables.config import bundle_info, model_config, split_config, with_defaults
+from trainables.contract import is_better, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
-from trainables.models import build_model, check_constraints
+from trainables.models import EncoderDecoderModel, build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
@@ -37,10 +38,6 @@ class TrialSetup:
     mode: str = "max"
     constraints: dict[str, Any] = field(default_factory=dict)
     image_every: int = 5  # epochs between TensorBoard image summaries
-
-
-def worst_value(mode: str) -> float:
-    return -math.inf if mode == "max" else math.inf
 
 
 def uses_channels_last(trainer: dict[str, Any], device: torch.device) -> bool:
@@ -112,82 +109,144 @@ def run_epoch(
     return sums
 
 
+@dataclass
+class TrialState:
+    """What one trial trains with; `start_epoch`/`best` come from a checkpoint on resume."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    per_batch: bool
+    loaders: dict
+    task: Any
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    start_epoch: int = 1
+    best: float | None = None
+
+
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
     """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
     _, trainer, _ = split_config(config)
     model_cfg = model_config(with_defaults(config), bundle_info(bundle))
+    if report_infeasible(model_cfg, setup):
+        return
     device = select_device()
     torch.manual_seed(trainer["seed"])
+    state = build_trial(model_cfg, trainer, bundle, setup, device)
+    resume_from_checkpoint(state)
+    logger = TrialLogger(ray_io.trial_dir(), effective_config(config, trainer), setup.task)
+    try:
+        train_epochs(state, config, model_cfg, trainer, bundle, setup, logger)
+    finally:
+        logger.close()
 
+
+def report_infeasible(model_cfg: dict[str, Any], setup: TrialSetup) -> bool:
+    """Sampled (random/Optuna) configs are checked here; grid points never get this far."""
     violations = check_constraints(model_cfg, setup.constraints) if setup.constraints else []
     if violations:
-        # Sampled (random/Optuna) configs are checked here; grid points never get this far.
         reason = "; ".join(v.message for v in violations)
         ray_io.report(
             {"epoch": 0, setup.metric: worst_value(setup.mode), "infeasible": 1, "reason": reason},
             None,
         )
-        return
+    return bool(violations)
 
+
+def build_trial(
+    model_cfg: dict[str, Any],
+    trainer: dict[str, Any],
+    bundle: DataBundle,
+    setup: TrialSetup,
+    device: torch.device,
+) -> TrialState:
+    """Model (with its encoder checkpoint), loaders, optimizer and LR schedule of one trial."""
     model = build_model(model_cfg).to(device)
     trainer["channels_last"] = uses_channels_last(trainer, device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     if trainer["encoder_checkpoint"]:
-        state = ray_io.load_state(trainer["encoder_checkpoint"])
-        model.load_encoder_state(state["model"])
-
-    task = make_task(setup.task, trainer)
+        model.load_encoder_state(ray_io.load_state(trainer["encoder_checkpoint"])["model"])
     loaders = make_loaders(bundle, trainer, device)
-    steps = len(loaders["train"])
     optimizer = build_optimizer(model, trainer)
-    scheduler, per_batch = build_scheduler(optimizer, trainer, steps)
+    scheduler, per_batch = build_scheduler(optimizer, trainer, len(loaders["train"]))
+    return TrialState(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        per_batch=per_batch,
+        loaders=loaders,
+        task=make_task(setup.task, trainer),
+        autocast=autocast_for(device, trainer["precision"]),
+    )
 
-    start_epoch, best = 1, None
+
+def resume_from_checkpoint(state: TrialState) -> None:
+    """Continue exactly where the last checkpoint left off (ASHA pause, failure retry)."""
     saved = ray_io.load_latest_state()
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        set_rng_state(saved["rng"])
-        start_epoch, best = saved["epoch"] + 1, saved["best"]
+    if saved is None:
+        return
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    if state.scheduler is not None:
+        state.scheduler.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    state.start_epoch, state.best = saved["epoch"] + 1, saved["best"]
 
-    logger = TrialLogger(ray_io.trial_dir(), config, setup.task)
-    autocast = autocast_for(device, trainer["precision"])
-    try:
-        for epoch in range(start_epoch, trainer["epochs"] + 1):
-            metrics = train_and_validate(
-                model, loaders, task, optimizer, scheduler, per_batch, trainer, epoch, autocast
+
+def effective_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
+    """Every data and trainer key after defaults, with what this device really uses (HParams)."""
+    return {**with_defaults(config), **trainer}
+
+
+def train_epochs(
+    state: TrialState,
+    config: dict[str, Any],
+    model_cfg: dict[str, Any],
+    trainer: dict[str, Any],
+    bundle: DataBundle,
+    setup: TrialSetup,
+    logger: TrialLogger,
+) -> None:
+    for epoch in range(state.start_epoch, trainer["epochs"] + 1):
+        metrics = train_and_validate(state, trainer, epoch)
+        logger.scalars(metrics, epoch)
+        if metrics.get("diverged"):
+            # Ray requires the metric in every result; the worst value keeps ASHA and Optuna
+            # from mistaking a diverged trial for a good one.
+            metrics[setup.metric] = worst_value(setup.mode)
+            ray_io.report(metrics, None)
+            return
+        if is_better(setup.mode, metrics[setup.metric], state.best):
+            state.best = metrics[setup.metric]
+        if epoch == 1 or epoch == trainer["epochs"] or epoch % setup.image_every == 0:
+            log_images(
+                logger, state.model, state.loaders["val"], setup.task, bundle, state.autocast, epoch
             )
-            logger.scalars(metrics, epoch)
-            if metrics.get("diverged"):
-                # Ray requires the metric in every result; the worst value keeps ASHA and Optuna
-                # from mistaking a diverged trial for a good one.
-                metrics[setup.metric] = worst_value(setup.mode)
-                ray_io.report(metrics, None)
-                return
-            value = metrics[setup.metric]
-            improved = best is None or (value > best if setup.mode == "max" else value < best)
-            best = value if improved else best
-            if epoch == 1 or epoch == trainer["epochs"] or epoch % setup.image_every == 0:
-                log_images(logger, model, loaders["val"], setup.task, bundle, autocast, epoch)
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch,
-                "best": best,
-                "rng": rng_state(),
-                "config": dict(config),
-                "model_config": model_cfg,
-                "class_names": list(bundle.class_names),
-                "mean": list(bundle.mean),
-                "std": list(bundle.std),
-            }
-            ray_io.report(metrics, state)
-    finally:
-        logger.close()
+        ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
+
+
+def checkpoint_state(
+    state: TrialState,
+    epoch: int,
+    config: dict[str, Any],
+    model_cfg: dict[str, Any],
+    bundle: DataBundle,
+) -> dict[str, Any]:
+    """Everything a resumed trial, the evaluation and a replay need from this epoch."""
+    return {
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+        "epoch": epoch,
+        "best": state.best,
+        "rng": rng_state(),
+        "config": dict(config),
+        "model_config": model_cfg,
+        "class_names": list(bundle.class_names),
+        "mean": list(bundle.mean),
+        "std": list(bundle.std),
+    }
 
 
 def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.device) -> dict:
@@ -215,74 +274,84 @@ def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.devi
     }
 
 
-def train_and_validate(
-    model: nn.Module,
-    loaders: dict,
-    task: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    per_batch: bool,
-    trainer: dict[str, Any],
-    epoch: int,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> dict[str, float]:
-    frozen = is_frozen(epoch, trainer["freeze_schedule"], trainer["unfreeze_epoch"])
-    if hasattr(model, "freeze_encoder"):
-        if frozen:
-            model.freeze_encoder()
-        else:
-            model.unfreeze_encoder(trainer["unfreeze_stages"])
-    loaders["train"].set_epoch(epoch)
-    # How far the encoder moved this epoch: makes a freeze schedule visible in the curves.
-    encoder_before = (
-        [p.detach().clone() for p in model.encoder_parameters()]
-        if hasattr(model, "encoder_parameters")
-        else None
-    )
+def train_and_validate(state: TrialState, trainer: dict[str, Any], epoch: int) -> dict[str, Any]:
+    """One epoch: freeze schedule, train, validate, LR step; the epoch's flat metric dict."""
+    model, optimizer = state.model, state.optimizer
+    frozen = apply_freeze_schedule(model, trainer, epoch)
+    encoder_before = encoder_snapshot(model)
+    state.loaders["train"].set_epoch(epoch)
     t0 = time.perf_counter()
-    model.train()
     try:
+        model.train()
         train_sums = run_epoch(
             model,
-            iter(loaders["train"]),
-            task,
-            autocast,
+            iter(state.loaders["train"]),
+            state.task,
+            state.autocast,
             optimizer,
-            scheduler.step if per_batch else None,
+            state.scheduler.step if state.per_batch else None,
             trainer["grad_clip"],
         )
         train_time = time.perf_counter() - t0
         model.eval()
-        val_sums = run_epoch(model, iter(loaders["val"]), task, autocast)
+        val_sums = run_epoch(model, iter(state.loaders["val"]), state.task, state.autocast)
     except Diverged as err:
-        return {
-            "epoch": epoch,
-            "diverged": 1,
-            "reason": str(err),
-            "lr": optimizer.param_groups[-1]["lr"],
-        }
-    metrics = {"epoch": epoch, **task.finish(train_sums, "train"), **task.finish(val_sums, "val")}
-    lr = optimizer.param_groups[-1]["lr"]  # last group = the head / decoder (base LR)
-    if scheduler is not None and not per_batch:
-        if trainer["scheduler"] == "plateau":
-            scheduler.step(metrics["val_loss"])
-        else:
-            scheduler.step()
+        lr = optimizer.param_groups[-1]["lr"]
+        return {"epoch": epoch, "diverged": 1, "reason": str(err), "lr": lr}
+    metrics = {
+        "epoch": epoch,
+        **state.task.finish(train_sums, "train"),
+        **state.task.finish(val_sums, "val"),
+        "lr": optimizer.param_groups[-1]["lr"],  # last group = the head / decoder (base LR)
+    }
+    step_epoch_scheduler(state, trainer, metrics["val_loss"])
     if encoder_before is not None:
-        moved = sum(
-            float((p.detach() - b).float().pow(2).sum())
-            for p, b in zip(model.encoder_parameters(), encoder_before, strict=True)
-        )
-        metrics["encoder_update_norm"] = math.sqrt(moved)
+        metrics["encoder_update_norm"] = encoder_distance(model, encoder_before)
     metrics.update(
-        lr=lr,
-        encoder_frozen=int(frozen) if hasattr(model, "freeze_encoder") else 0,
+        encoder_frozen=int(frozen),
         diverged=0,
         train_time_s=train_time,
         epoch_time_s=time.perf_counter() - t0,
         images_per_s=train_sums["n"] / max(train_time, 1e-9),
     )
     return metrics
+
+
+def apply_freeze_schedule(model: nn.Module, trainer: dict[str, Any], epoch: int) -> bool:
+    """Freeze or unfreeze an encoder for this epoch; True when it is frozen."""
+    if not isinstance(model, EncoderDecoderModel):
+        return False
+    frozen = is_frozen(epoch, trainer["freeze_schedule"], trainer["unfreeze_epoch"])
+    if frozen:
+        model.freeze_encoder()
+    else:
+        model.unfreeze_encoder(trainer["unfreeze_stages"])
+    return frozen
+
+
+def encoder_snapshot(model: nn.Module) -> list[Tensor] | None:
+    """The encoder's weights before the epoch, to measure how far it moved (makes a freeze
+    schedule visible in the curves)."""
+    if not isinstance(model, EncoderDecoderModel):
+        return None
+    return [p.detach().clone() for p in model.encoder_parameters()]
+
+
+def encoder_distance(model: EncoderDecoderModel, before: list[Tensor]) -> float:
+    moved = sum(
+        float((p.detach() - b).float().pow(2).sum())
+        for p, b in zip(model.encoder_parameters(), before, strict=True)
+    )
+    return math.sqrt(moved)
+
+
+def step_epoch_scheduler(state: TrialState, trainer: dict[str, Any], val_loss: float) -> None:
+    if state.scheduler is None or state.per_batch:
+        return
+    if trainer["scheduler"] == "plateau":
+        state.scheduler.step(val_loss)
+    else:
+        state.scheduler.step()
 
 
 @torch.no_grad()

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainables.models import EncoderDecoderModel
+
 
 def param_groups(model: nn.Module, trainer: dict[str, Any]) -> list[dict[str, Any]]:
     """One group, or encoder + rest when the model has an encoder (encoder LR multiplier).
@@ -14,7 +16,7 @@ def param_groups(model: nn.Module, trainer: dict[str, Any]) -> list[dict[str, An
     The base-LR group comes last so `param_groups[-1]["lr"]` is always the LR to log.
     """
     lr = trainer["lr"]
-    if not hasattr(model, "encoder_parameters"):
+    if not isinstance(model, EncoderDecoderModel):
         return [{"params": list(model.parameters()), "lr": lr}]
     encoder = list(model.encoder_parameters())
     ids = {id(p) for p in encoder}

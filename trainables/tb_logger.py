@@ -17,11 +17,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-# Metrics shown in the HParams tab; the scalars of the same names carry the values.
-HPARAM_METRICS = {
-    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
-    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
-}
+from trainables.contract import HPARAM_METRICS
 
 
 def hparam_value(value: Any) -> int | float | str | bool:

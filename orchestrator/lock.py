@@ -1,0 +1,74 @@
+"""One run at a time per run directory.
+
+Two runs of one study into the same storage would both train everything and overwrite each
+other's study.json. The lock file holds the owner's pid, host and start time; a lock whose
+process is gone (same host) is stale and taken over, so a SIGKILLed run never blocks its resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from orchestrator.study import StudyError
+
+LOCK_FILE = ".archsweep.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class RunLock:
+    """`with RunLock(run_dir):` holds the run directory for this process."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # the second try follows removing a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._refuse_or_clear()
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                           "since": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+            self.held = True
+            return self
+        raise StudyError(f"could not take the lock {self.path}; remove it if no run is active")
+
+    def _refuse_or_clear(self) -> None:
+        try:
+            owner = json.loads(self.path.read_text())
+            pid, host = int(owner["pid"]), str(owner["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            owner, pid, host = {}, -1, ""
+        if host == socket.gethostname() and not _alive(pid):
+            self.path.unlink(missing_ok=True)  # stale: its process is gone
+            return
+        if not owner:  # torn by a kill between create and write: stale too
+            self.path.unlink(missing_ok=True)
+            return
+        raise StudyError(
+            f"another run (pid {pid} on {host}, since {owner.get('since')}) is using "
+            f"{self.path.parent}; wait for it to finish, or use another --name. If that run is "
+            f"gone (its machine died), delete {self.path}"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False

@@ -1,0 +1,70 @@
+"""`FromStudy` values: another study's best trial, found in the same storage.
+
+Resolution knows no model family: `take="model"` puts the best trial's model config under the
+key and its checkpoint under `<key>_checkpoint` (so `encoder=FromStudy("classifier128")` sets
+`encoder` and `encoder_checkpoint`); `take="checkpoint"` puts the checkpoint's path under the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator.records import STUDY_FILE, read_study
+from orchestrator.study import FromStudy, StudyError
+from trainables.config import model_config
+from trainables.contract import BestRecord, StudyRecord
+
+
+def find_run(ref: FromStudy, storage: Path) -> tuple[Path, StudyRecord]:
+    """The run directory of study `ref.study` in `storage`.
+
+    `storage/<study>` first; else any run directory whose study.json names that study (a run
+    given its own --name), the most recently written one when there are several.
+    """
+    direct = storage / ref.study / STUDY_FILE
+    if direct.is_file():
+        return direct.parent, read_study(direct)
+    named = [
+        p for p in sorted(storage.glob(f"*/{STUDY_FILE}"), key=lambda p: p.stat().st_mtime)
+        if read_study(p).study == ref.study
+    ]
+    if not named:
+        raise StudyError(
+            f"FromStudy({ref.study!r}) needs the study {ref.study!r} to have run first in "
+            f"{storage} (no {direct}, and no run there records that study); run its study file "
+            "with the same --storage, then this one"
+        )
+    return named[-1].parent, read_study(named[-1])
+
+
+def best_of_study(ref: FromStudy, record: StudyRecord, where: Path) -> BestRecord:
+    stages = [s for s in record.stages if s.best is not None]
+    stage = (
+        next((s for s in stages if s.name == ref.stage), None)
+        if ref.stage
+        else (stages[-1] if stages else None)
+    )
+    if stage is None or stage.best is None or not stage.best.checkpoint:
+        raise StudyError(
+            f"FromStudy({ref.study!r}, stage={ref.stage!r}): no finished stage with a best "
+            f"checkpoint in {where / STUDY_FILE}; stages with one: {[s.name for s in stages]}"
+        )
+    return stage.best
+
+
+def resolve_references(config: dict[str, Any], storage: Path) -> dict[str, Any]:
+    """`config` with every FromStudy value replaced by what it refers to."""
+    out = dict(config)
+    for key, ref in config.items():
+        if not isinstance(ref, FromStudy):
+            continue
+        run_dir, record = find_run(ref, storage)
+        best = best_of_study(ref, record, run_dir)
+        checkpoint = str((run_dir / str(best.checkpoint)).resolve())
+        if ref.take == "model":
+            out[key] = model_config(best.config, {})
+            out[f"{key}_checkpoint"] = checkpoint
+        else:
+            out[key] = checkpoint
+    return out

@@ -1,0 +1,227 @@
+"""One stage of a study, as a list of steps: config -> data -> plan -> Ray Tune -> records.
+
+`run_stage` reads as the course does: start from the best configuration of the stage before,
+reject infeasible points, train the rest, pick the best, evaluate it on the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator import ray_setup
+from orchestrator.plan import StagePlan, plan_stage, stage_base, validate_stage_keys
+from orchestrator.records import (
+    FRESH_HINT,
+    StudyFile,
+    infeasible_record,
+    pick_best,
+    rel,
+    trial_record,
+)
+from orchestrator.references import resolve_references
+from orchestrator.study import Stage, Study, StudyError
+from orchestrator.tuner import Resources, asha_decisions, run_tuner
+from trainables.config import bundle_info, model_config
+from trainables.contract import BestRecord, StageRecord, TrialRecord, jsonable
+from trainables.data import DataBundle
+from trainables.data.source import BundleCache, data_summary
+from trainables.evaluate import evaluate_state, write_evaluation
+from trainables.models import count_parameters
+from trainables.ray_io import load_state
+
+
+class Interrupted(Exception):
+    """The user stopped the run (Ctrl-C, SIGTERM); the stage stays unfinished for resume."""
+
+
+@dataclass
+class RunContext:
+    """What every stage of one `orchestrator.run` invocation shares."""
+
+    study: Study
+    journal: StudyFile
+    data: BundleCache
+    resources: Resources
+    metric: str
+    mode: str
+    overrides: dict[str, Any]  # --set values, plus the smoke budget with --smoke
+    storage: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.journal.run_dir
+
+
+def run_stage(ctx: RunContext, stage: Stage) -> None:
+    srec = ctx.journal.stage(stage.name)
+    base = stage_config(ctx, stage)
+    refuse_edited_stage(srec, stage, base)
+    if srec.status == "finished":
+        print(f"[{stage.name}] finished earlier; best: {srec.best.label if srec.best else None}")
+        return
+    base = resolve_references(base, ctx.storage)
+    bundle = ctx.data.get(base)
+    ctx.journal.record.data = data_summary(bundle)
+    plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
+    start_stage(ctx, srec, plan, stage, base)
+    trials = srec.trials + train_stage(ctx, plan, bundle)
+    order = {p.label: i for i, p in enumerate(plan.points)}
+    trials.sort(key=lambda t: (order.get(t.label, len(order)), t.trial_id or ""))
+    srec.trials, srec.best = trials, pick_best(trials, ctx.metric, ctx.mode)
+    ctx.journal.save()
+    if stage.evaluate and srec.best and srec.best.checkpoint:
+        evaluate_best(ctx, stage, srec.best, bundle)
+    # Finished only now: a run stopped during evaluation redoes it on resume.
+    srec.status = "finished"
+    ctx.journal.save()
+
+
+def validate_stages(study: Study, overrides: dict[str, Any]) -> None:
+    """Every stage's keys and values, before Ray starts, data loads or study.json is written.
+
+    Inherited values are not known yet; each stage is checked on the base config, its own
+    values and the overrides, which is where typos and bad values live.
+    """
+    for stage in study.stages:
+        validate_stage_keys(study, stage, stage_base(study, stage, {}, overrides))
+
+
+def stage_config(ctx: RunContext, stage: Stage) -> dict[str, Any]:
+    """The stage's constants: base, the inherited best config, its own values, overrides."""
+    return stage_base(ctx.study, stage, inherited_config(ctx, stage), ctx.overrides)
+
+
+def inherited_config(ctx: RunContext, stage: Stage) -> dict[str, Any]:
+    index = ctx.study.stages.index(stage)
+    if stage.inherit == "base" or index == 0:
+        return {}
+    source = ctx.study.stages[index - 1].name if stage.inherit == "previous" else stage.inherit
+    best = ctx.journal.stage(source).best
+    if best is None:
+        raise StudyError(
+            f"stage {stage.name!r} inherits from {source!r}, which has no trained "
+            "configuration (every trial was infeasible or failed); see study.json"
+        )
+    return {k: v for k, v in best.config.items() if k not in ("label", "max_batches")}
+
+
+def plan_description(stage: Stage, base: dict[str, Any]) -> dict[str, Any]:
+    """What a stage will run, as JSON: its constants, search space and scheduling."""
+    return jsonable(
+        {
+            "base": base,
+            "space": {str(k): describe_dimension(v) for k, v in stage.space.items()},
+            "scheduler": stage.scheduler,
+            "search": stage.search,
+            "num_samples": stage.num_samples,
+            "evaluate": stage.evaluate,
+        }
+    )
+
+
+def describe_dimension(value: Any) -> Any:
+    """A search dimension as JSON: grid lists as they are, Ray domains by type and bounds."""
+    if isinstance(value, dict):
+        return value
+    if hasattr(value, "sampler"):  # a ray.tune Domain (Float, Integer, Categorical)
+        fields = {k: v for k, v in vars(value).items() if k != "sampler"}
+        return {"domain": type(value).__name__, **fields, "sampler": repr(type(value.sampler))}
+    return value
+
+
+def refuse_edited_stage(srec: StageRecord, stage: Stage, base: dict[str, Any]) -> None:
+    """A stage that ran with another plan than the study file now gives is refused, naming the
+    change: its results (or its restored Ray experiment) would not match the file."""
+    if srec.plan is None or srec.status == "pending":
+        return
+    changes = plan_changes(srec.plan, plan_description(stage, base))
+    if changes:
+        raise StudyError(
+            f"stage {stage.name!r} ran with another plan than the study file now gives "
+            f"({'; '.join(changes)}). {FRESH_HINT[0].upper()}{FRESH_HINT[1:]}"
+        )
+
+
+def plan_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for every difference between two plan descriptions."""
+    changes = []
+    for part in sorted(set(old) | set(new)):
+        a, b = old.get(part), new.get(part)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += [
+                f"{part}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            ]
+        elif a != b:
+            changes.append(f"{part}: {a!r} -> {b!r}")
+    return changes
+
+
+def start_stage(
+    ctx: RunContext, srec: StageRecord, plan: StagePlan, stage: Stage, base: dict[str, Any]
+) -> None:
+    """Record the stage as running, with its infeasible points and its plan."""
+    infeasible = [infeasible_record(p) for p in plan.points if not p.feasible]
+    for t in infeasible:
+        print(f"[{stage.name}] infeasible {t.label or ''}: {t.reason}", flush=True)
+    description = plan_description(stage, base)
+    srec.title = stage.title or stage.name
+    srec.label = stage.label
+    srec.status = "running"
+    srec.epochs = plan.base["epochs"]
+    srec.scheduler = stage.scheduler
+    srec.search = stage.search
+    srec.compare = plan.varied_keys
+    srec.trials = infeasible
+    srec.plan = description
+    ctx.journal.save()
+
+
+def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[TrialRecord]:
+    """Run (or resume) the stage's feasible trials; their study.json records."""
+    if not plan.feasible and plan.stage.search != "optuna":
+        return []
+    results = run_tuner(ctx.study, plan, bundle, ctx.run_dir, ctx.resources, ctx.metric, ctx.mode)
+    expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples
+    if len(results) < expected or results.num_terminated + results.num_errors < len(results):
+        raise Interrupted(plan.stage.name)
+    stops = asha_decisions(ctx.run_dir.resolve() / plan.stage.name)
+    trials = []
+    for result in results:
+        trial = trial_record(result, ctx.run_dir, ctx.metric, ctx.mode, stops)
+        trial.params = trial_params(trial.config, bundle)
+        trials.append(trial)
+    return trials
+
+
+def trial_params(config: dict[str, Any], bundle: DataBundle) -> int | None:
+    try:
+        return count_parameters(model_config(config, bundle_info(bundle)))
+    except ValueError:  # a sampled config the family cannot build; the trial says why
+        return None
+
+
+def evaluate_best(ctx: RunContext, stage: Stage, best: BestRecord, bundle: DataBundle) -> None:
+    """Test-set evaluation of the stage's best checkpoint, as a Ray task with a trial's
+    resources (on a cluster: on a GPU worker); the driver writes evaluation/<stage>.json/.npz."""
+    checkpoint = ctx.run_dir / str(best.checkpoint)
+    state = load_state(checkpoint)
+    record, arrays = ray_setup.run_task(
+        evaluate_state,
+        state,
+        bundle,
+        ctx.study.trainable,
+        stage.name,
+        best.trial_id,
+        cpus=ctx.resources.cpus_per_trial,
+        gpus=ctx.resources.gpus_per_trial,
+    )
+    record.checkpoint = rel(checkpoint, ctx.run_dir)
+    path = write_evaluation(ctx.run_dir / "evaluation", record, arrays)
+    ctx.journal.record.evaluations[stage.name] = str(rel(path, ctx.run_dir))
+    ctx.journal.save()
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items())
+    print(f"[{stage.name}] test set: {shown}", flush=True)

@@ -1,0 +1,439 @@
+"""The run-to-report contract: metric names, statuses and the records of study.json.
+
+One owner for every fact that the writer (orchestrator, trainables) and the reader (analysis)
+share. This module imports nothing but the standard library, so a laptop that only reports can
+import it without torch or Ray.
+
+Every record field that the report renders carries ``metadata={"rendered": True}`` (see
+:func:`rendered`). ``tests/test_contract.py`` runs a real tiny study and fails when such a field
+has no producer: that is how the wave-1 gradient-flow figure, drawn from a field only a test
+fixture wrote, would have been caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# study.json format. 1: wave 1 (no "format" key). 2: records of this module, "format": 2.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+
+TASKS = ("classification", "segmentation")
+
+# --- metric names ------------------------------------------------------------------------------
+# Per-epoch metrics every trial reports, whatever its task.
+EPOCH_COMMON = (
+    "epoch",
+    "lr",
+    "diverged",
+    "train_time_s",
+    "epoch_time_s",
+    "images_per_s",
+)
+# Per-epoch metrics by task. Segmentation also reports *_acc (= pixel accuracy) so tables that
+# show accuracy work for both tasks.
+EPOCH_METRICS = {
+    "classification": ("train_loss", "train_acc", "val_loss", "val_acc"),
+    "segmentation": (
+        "train_loss",
+        "train_iou",
+        "train_dice",
+        "train_pixel_acc",
+        "train_acc",
+        "val_loss",
+        "val_iou",
+        "val_dice",
+        "val_pixel_acc",
+        "val_acc",
+    ),
+}
+# Reported only by models with a frozen/unfrozen encoder.
+EPOCH_ENCODER = ("encoder_frozen", "encoder_update_norm")
+# Metrics a study may rank trials by (Study.metric), and the default (metric, mode) per task.
+SELECTABLE_METRICS = {
+    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
+    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
+}
+DEFAULT_METRIC = {"classification": ("val_acc", "max"), "segmentation": ("val_iou", "max")}
+# The metrics shown in TensorBoard's HParams tab.
+HPARAM_METRICS = {
+    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
+    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
+}
+# Test-set metrics of an evaluation.
+TEST_METRICS = {
+    "classification": ("test_acc", "test_macro_f1", "test_loss", "inference_ms_per_image"),
+    "segmentation": (
+        "test_iou",
+        "test_dice",
+        "test_pixel_acc",
+        "test_loss",
+        "inference_ms_per_image",
+    ),
+}
+
+
+def epoch_metric_names(task: str) -> tuple[str, ...]:
+    """Every per-epoch key a trial of `task` reports (what study.json's final/best keep)."""
+    return EPOCH_COMMON + EPOCH_METRICS[task]
+
+
+def kept_metric_names() -> tuple[str, ...]:
+    """Per-epoch keys kept in a trial record's `final` and `best`, for either task."""
+    seen: dict[str, None] = dict.fromkeys(EPOCH_COMMON)
+    for task in TASKS:
+        seen.update(dict.fromkeys(EPOCH_METRICS[task]))
+    seen.update(dict.fromkeys(EPOCH_ENCODER))
+    return tuple(seen)
+
+
+# --- statuses ----------------------------------------------------------------------------------
+TRIAL_STATUSES = ("completed", "asha_stopped", "stopped", "diverged", "error", "infeasible")
+# Statuses a study's exit code accepts as "finished" (an errored trial gives a non-zero exit).
+TRIAL_FINISHED_OK = ("completed", "asha_stopped", "diverged", "infeasible")
+# Trials whose metrics may be ranked (an infeasible or crashed trial has none that count).
+TRIAL_RANKED = ("completed", "asha_stopped", "stopped", "diverged")
+STAGE_STATUSES = ("pending", "running", "finished")
+STUDY_STATUSES = ("running", "interrupted", "finished")
+
+
+# --- comparisons -------------------------------------------------------------------------------
+def check_mode(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode={mode!r} is not valid; choose 'max' or 'min'")
+    return mode
+
+
+def is_finite_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def is_better(mode: str, a: Any, b: Any) -> bool:
+    """Is `a` better than `b` under `mode` ("max" | "min")?
+
+    A non-finite or missing `a` is never better; anything finite beats a missing or non-finite
+    `b`, so the first finite value of a series always becomes its best.
+    """
+    check_mode(mode)
+    if not is_finite_number(a):
+        return False
+    if not is_finite_number(b):
+        return True
+    return float(a) > float(b) if mode == "max" else float(a) < float(b)
+
+
+def worst_value(mode: str) -> float:
+    """The value a metric gets when a trial has none that counts (diverged, infeasible)."""
+    return -math.inf if check_mode(mode) == "max" else math.inf
+
+
+def best_of(items: list[Any], value_of: Any, mode: str) -> Any:
+    """The item with the best finite `value_of(item)`, or None."""
+    best, best_value = None, None
+    for item in items:
+        value = value_of(item)
+        if is_better(mode, value, best_value):
+            best, best_value = item, value
+    return best
+
+
+# --- records -----------------------------------------------------------------------------------
+def rendered(default: Any = None, *, factory: Any = None, when: str | None = None) -> Any:
+    """A record field that the report renders; `when` names the situation that produces it
+    ("evaluated", "segmentation", ...), for the contract test."""
+    meta = {"rendered": True, "when": when}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class RecordError(ValueError):
+    """A record that does not follow the contract; the message names the field and the value."""
+
+
+def _from_dict(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass `cls` from a JSON object, checking the types of known fields.
+
+    Unknown keys are kept out (a newer writer may add fields); a field of the wrong JSON type is
+    an error naming it, never a crash three modules later.
+    """
+    if not isinstance(raw, dict):
+        raise RecordError(f"{where} must be a JSON object, got {type(raw).__name__}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        expected = _JSON_TYPES.get(f.name)
+        if value is not None and expected is not None and not isinstance(value, expected):
+            raise RecordError(
+                f"{where}.{f.name} must be {_type_names(expected)}, got {type(value).__name__} "
+                f"{value!r:.60}"
+            )
+        kwargs[f.name] = value
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise RecordError(f"{where} lacks {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
+
+# JSON types of record fields that readers index into (checked by _from_dict).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "config": (dict,),
+    "final": (dict,),
+    "best": (dict,),
+    "metrics": (dict,),
+    "data": (dict,),
+    "constraints": (dict,),
+    "evaluations": (dict,),
+    "stages": (list,),
+    "trials": (list,),
+    "compare": (list,),
+    "per_class": (list,),
+    "confusion": (list,),
+    "most_confused": (list,),
+    "grad_norms": (list,),
+    "attempts": (list,),
+    "plan": (dict,),
+    "class_names": (list,),
+    "params": (int,),
+    "epochs_run": (int,),
+    "best_epoch": (int,),
+    "epochs": (int,),
+    "wall_time_s": (int, float),
+    "name": (str,),
+    "status": (str,),
+    "trainable": (str,),
+}
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a stage: what it ran, how it ended, its best and final epoch."""
+
+    trial_id: str | None = None  # None for an infeasible grid point (never started)
+    label: str | None = rendered()  # the course's name, e.g. "3.2-B"
+    config: dict[str, Any] = rendered(factory=dict)  # the effective flat config
+    params: int | None = rendered()
+    status: str = rendered("error")
+    reason: str | None = rendered(when="not completed")  # why it ended early, failed, is infeasible
+    epochs_run: int = rendered(0)
+    best_epoch: int | None = rendered()
+    final: dict[str, float] = rendered(factory=dict)  # metrics of the last epoch
+    best: dict[str, float] = rendered(factory=dict)  # metrics of the best epoch
+    wall_time_s: float | None = rendered()
+    trial_dir: str | None = None  # relative to the run directory
+    best_checkpoint: str | None = None
+    # One entry per start of the trial: {"node": ip or host, "from_epoch": N, "error": text|None}.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    reused_from: str | None = None  # a trial of an earlier stage whose result this one reuses
+
+    @property
+    def name(self) -> str:
+        return self.label or self.trial_id or "?"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "trial") -> TrialRecord:
+        rec = _from_dict(cls, raw, where)
+        if rec.status not in TRIAL_STATUSES:
+            raise RecordError(
+                f"{where}.status={rec.status!r} is not a trial status; valid: {TRIAL_STATUSES}"
+            )
+        return rec
+
+
+@dataclass
+class BestRecord:
+    """The best trial of a stage: what the next stage inherits and what evaluation loads."""
+
+    trial_id: str
+    label: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "best") -> BestRecord:
+        return _from_dict(cls, raw, where)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    title: str | None = rendered()
+    label: str | None = None
+    status: str = "pending"
+    epochs: int | None = rendered()
+    scheduler: str | None = rendered()  # "asha" | "fifo"
+    search: str | None = None  # "grid" | "random" | "optuna"
+    compare: list[str] = rendered(factory=list)  # the config keys this stage varies
+    trials: list[TrialRecord] = field(default_factory=list)
+    best: BestRecord | None = None
+    # The stage's plan as it ran (base config, search space, scheduling): a stage edited in the
+    # study file after it ran is refused on resume, naming the change, instead of silently kept.
+    plan: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["best"] = self.best.to_dict() if self.best else None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "stage") -> StageRecord:
+        rec = _from_dict(cls, raw, where)
+        rec.trials = [
+            TrialRecord.from_dict(t, f"{where}.trials[{i}]") for i, t in enumerate(rec.trials)
+        ]
+        if rec.best is not None:
+            rec.best = BestRecord.from_dict(rec.best, f"{where}.best")
+        if rec.status not in STAGE_STATUSES:
+            raise RecordError(f"{where}.status={rec.status!r}; valid: {STAGE_STATUSES}")
+        return rec
+
+
+@dataclass
+class StudyRecord:
+    """The whole of study.json."""
+
+    study: str
+    trainable: str
+    metric: str
+    mode: str = "max"
+    status: str = "running"
+    description: str = rendered("")
+    constraints: dict[str, Any] = rendered(factory=dict)
+    run_settings: dict[str, Any] = field(default_factory=dict)  # --set, --smoke, budget
+    data: dict[str, Any] = rendered(factory=dict)  # what the data layer read (data_summary)
+    stages: list[StageRecord] = field(default_factory=list)
+    evaluations: dict[str, str] = rendered(factory=dict, when="evaluated")  # stage -> json path
+    format: int = FORMAT
+
+    def stage(self, name: str) -> StageRecord:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"no stage {name!r}; stages: {[s.name for s in self.stages]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["stages"] = [s.to_dict() for s in self.stages]
+        return {"format": self.format, **{k: v for k, v in out.items() if k != "format"}}
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "study.json") -> StudyRecord:
+        if not isinstance(raw, dict):
+            raise RecordError(f"{where} must hold a JSON object, got {type(raw).__name__}")
+        fmt = raw.get("format", raw.get("schema_version", 1))
+        if fmt not in READABLE_FORMATS:
+            raise RecordError(
+                f"{where} has format {fmt!r}; this archsweep reads formats {READABLE_FORMATS}. "
+                "Update archsweep (pip install -c constraints.txt -e .) on this machine."
+            )
+        missing = [k for k in ("study", "trainable", "stages") if k not in raw]
+        if missing:
+            raise RecordError(f"{where} lacks {', '.join(missing)}; is this a study.json?")
+        raw = dict(raw)
+        raw.setdefault("metric", DEFAULT_METRIC.get(raw["trainable"], ("val_acc", "max"))[0])
+        raw.pop("schema_version", None)
+        raw["format"] = FORMAT  # read as the current format (fields of 1 are a subset of 2)
+        rec = _from_dict(cls, raw, where)
+        if rec.trainable not in TASKS:
+            raise RecordError(f"{where}.trainable={rec.trainable!r}; valid: {TASKS}")
+        check_mode(rec.mode)
+        rec.stages = [
+            StageRecord.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(rec.stages)
+        ]
+        return rec
+
+    def dumps(self) -> str:
+        return json.dumps(jsonable(self.to_dict()), indent=2)
+
+
+@dataclass
+class EvaluationRecord:
+    """evaluation/<stage>.json: the test-set evaluation of a stage's best checkpoint.
+
+    Arrays (predictions, sample images, masks) go to evaluation/<stage>.npz beside it.
+    """
+
+    stage: str
+    trial_id: str | None
+    task: str
+    checkpoint: str | None = None
+    epoch: int | None = None
+    class_names: list[str] = rendered(factory=list, when="classification")
+    params: int | None = rendered()
+    model_summary: str | None = rendered()  # print(model), after describe() for U-Nets
+    test_size: int | None = rendered()
+    metrics: dict[str, float] = rendered(factory=dict)
+    per_class: list[dict[str, Any]] = rendered(factory=list, when="classification")
+    confusion: list[list[int]] = rendered(factory=list, when="classification")
+    most_confused: list[dict[str, Any]] = rendered(factory=list, when="classification")
+    # Per-layer gradient norms of one backward pass on test images: [{"layer", "norm"}].
+    grad_norms: list[dict[str, Any]] = rendered(factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "evaluation") -> EvaluationRecord:
+        missing = [k for k in ("stage", "task") if not isinstance(raw, dict) or k not in raw]
+        if missing:
+            raise RecordError(f"{where} lacks {', '.join(missing)}")
+        raw = {"trial_id": None, **raw}
+        return _from_dict(cls, raw, where)
+
+
+# Arrays of evaluation/<stage>.npz, by task.
+EVALUATION_ARRAYS = {
+    "classification": ("y_true", "y_pred", "sample_index", "sample_images", "sample_true",
+                       "sample_pred"),
+    "segmentation": ("y_true", "y_pred", "sample_index", "sample_images", "sample_masks_true",
+                     "sample_masks_pred"),
+}
+
+
+def rendered_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a record class that the report renders."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("rendered")]
+
+
+def jsonable(value: Any) -> Any:
+    """Config and metric values as JSON (tuples as lists, NaN/inf as strings JSON can hold)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return jsonable(value.item())
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return repr(value)
