@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainables import ray_io
 from trainables.data import DataBundle, DataSpec, TensorLoader, load_bundle
-from trainables.loop import TrialSetup, autocast_for, run_trial
+from trainables.loop import TrialSetup, run_trial
 from trainables.models import build_model, count_parameters
 from trainables.models.reference import ReferenceModel, reference
 
@@ -137,7 +137,7 @@ def evaluate_test_accuracy(
     )
     correct = total = 0
     for x, y in loader:
-        with autocast_for(device, precision)():
+        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
             pred = model(x).argmax(1)
         correct += int((pred == y).sum())
         total += y.numel()

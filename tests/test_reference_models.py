@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,31 @@ def test_blocks_and_layers_e2_is_the_reference_resnet18() -> None:
     }
     assert counts["basic"] == TABLE["ModelWithBasicBlocks (CIFAR)"]
     assert counts["bottleneck"] == TABLE["Bottleneck variant (E.2)"]
+
+
+def _reference_table_module():
+    """benchmarks/reference_table.py, loaded from its path (benchmarks is not a package)."""
+    path = REPO / "benchmarks" / "reference_table.py"
+    spec = importlib.util.spec_from_file_location("reference_table", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_table_time_box_stops_after_the_epoch(tmp_path: Path) -> None:
+    table = _reference_table_module()
+    checkpoints = []
+    for epoch in (1, 2):
+        folder = tmp_path / f"ckpt{epoch}"
+        folder.mkdir()
+        (folder / "checkpoint.pt").write_bytes(b"x")
+        checkpoints.append(folder)
+    session = table.TimeBoxedSession(tmp_path / "trial", deadline=time.monotonic() + 3600)
+    session.report({"epoch": 1}, checkpoints[0])  # before the deadline: goes on
+    first = session.checkpoint_dir
+    session.deadline = time.monotonic() - 1
+    with pytest.raises(table.TimeBoxReached):
+        session.report({"epoch": 2}, checkpoints[1])
+    assert [r["epoch"] for r in session.reports] == [1, 2]
+    assert session.checkpoint_dir.is_dir() and not first.exists()  # only the newest is kept

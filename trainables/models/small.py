@@ -2,7 +2,9 @@
 
 Families: ``fc``, ``simple_cnn``, ``residual_cnn``, ``depth_cnn``, ``kernel_cnn``. All take
 ``num_classes``, ``in_channels`` (filled in by the trainable) and ``activation``; the conv nets end
-in global average pooling + Linear, so they accept any input size.
+in global average pooling + Linear, so they accept any input size, except ``simple_cnn`` with
+``head="fc"`` (flatten -> Linear layers, the course's reference SimpleCNN), which is built for the
+data set's ``image_size``.
 """
 
 from __future__ import annotations
