@@ -111,7 +111,6 @@ def trial_record(
     metric: str,
     mode: str,
     asha_stops: dict[str, dict[str, Any]],
-    attempts: list[dict[str, Any]] | None = None,
 ) -> TrialRecord:
     """One trial of study.json from Ray Tune's `Result` (its metrics history and checkpoints)."""
     last = dict(result.metrics or {})
@@ -126,6 +125,9 @@ def trial_record(
         result, last, epochs_run, int(config.get("epochs", 0)), asha_stops.get(trial_id), metric
     )
     keep = kept_metric_names()
+    attempts = attempts_of(rows)
+    if status == "completed" and len(attempts) > 1:
+        reason = f"completed in {len(attempts)} attempts (resumed from its checkpoint)"
     return TrialRecord(
         trial_id=trial_id,
         label=config.get("label"),
@@ -141,8 +143,18 @@ def trial_record(
         best_checkpoint=(
             None if status == "infeasible" else best_checkpoint(result, run_dir, metric, mode)
         ),
-        attempts=attempts or [],
+        attempts=attempts,
     )
+
+
+def attempts_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per start of the trial (first run, ASHA resume, retry after a failure):
+    the node it ran on and the first epoch it trained."""
+    return [
+        {"node": row.get("node") or row.get("node_ip"), "from_epoch": int(row.get("epoch", 0))}
+        for row in rows
+        if int(row.get("iterations_since_restore", 1)) == 1
+    ]
 
 
 def best_checkpoint(result: Any, run_dir: Path, metric: str, mode: str) -> str | None:

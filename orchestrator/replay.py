@@ -152,21 +152,11 @@ def last_checkpoint(trial_dir: Path) -> Path:
 
 
 def load_data(config: dict[str, Any], data_root: Path, recorded: dict[str, Any]) -> Any:
-    """Decode the trial's data and check it is the data the run saw (study.json's data block).
+    """Decode the trial's data as the run did (trainables.data.source, no Ray) and check it
+    is the data the run saw (study.json's data block)."""
+    from trainables.data.source import BundleCache
 
-    The spec is built as the run builds it (orchestrator.run.DataCache.spec): imported from
-    there it would pull in Ray.
-    """
-    from trainables.config import split_config
-    from trainables.data import DataSpec, dataset_dir, load_bundle
-
-    data, _, _ = split_config(config)
-    path = dataset_dir(data["dataset"], data_root)
-    if data["data_dir"]:
-        path = data_root / data["data_dir"]
-    fields = {k: v for k, v in data.items() if k not in ("dataset", "data_dir")}
-    # JSON turned tuples into lists; a list of class ids stays a list, which DataSpec accepts.
-    bundle = load_bundle(DataSpec(dataset=data["dataset"], path=path, **fields))
+    bundle = BundleCache(data_root).get(config)
     seen = {
         "class_names": list(bundle.class_names),
         "train": len(bundle.train.images),

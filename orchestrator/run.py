@@ -30,6 +30,7 @@ from trainables.data.source import BundleCache
 # Enough to exercise every code path of every trial (train, validate, checkpoint, report).
 SMOKE = {"epochs": 1, "max_batches": 2, "batch_size": 32}
 INTERRUPTED = "interrupted: run the same command again to resume"
+TRIALS_FAILED = 3  # the study finished, but some trial ended in an error
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -195,6 +196,23 @@ def run_locked(
         f"report: python -m analysis.report {run_dir}",
         flush=True,
     )
+    return errored_trials_exit(journal.record)
+
+
+def errored_trials_exit(record: StudyRecord) -> int:
+    """0 when every trial completed, was stopped by ASHA, diverged or was infeasible; else
+    TRIALS_FAILED, with each errored trial and the last line of its error."""
+    errored = [(s.name, t) for s in record.stages for t in s.trials if t.status == "error"]
+    for stage, trial in errored:
+        last = (trial.reason or "").strip().splitlines()[-1:] or ["(no message)"]
+        print(f"error: [{stage}] trial {trial.name} failed: {last[0]}", file=sys.stderr)
+    if errored:
+        print(
+            f"{len(errored)} trial(s) failed (see above and study.json); the study's other "
+            f"results are recorded. Exit code {TRIALS_FAILED}.",
+            file=sys.stderr,
+        )
+        return TRIALS_FAILED
     return 0
 
 

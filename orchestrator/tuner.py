@@ -138,6 +138,9 @@ def run_tuner(
         # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
         callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress],
         failure_config=tune.FailureConfig(max_failures=1),
+        # Trials write TensorBoard events into their working directory; this syncs them to the
+        # run's storage from whichever node ran the trial (each checkpoint and at the end).
+        sync_config=tune.SyncConfig(sync_artifacts=True),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=2, checkpoint_score_attribute=metric, checkpoint_score_order=mode
         ),

@@ -293,7 +293,7 @@ def test_fresh_moves_the_old_run_aside(tmp_path: Path) -> None:
 
 
 def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
-    tmp_path: Path, data_root: Path, ray_session: object
+    tmp_path: Path, data_root: Path, ray_session: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Optuna (seeded TPE) proposes lr; in the next stage one trial crashes (its checkpoint file
     does not exist): it is recorded as an error with its traceback, the other trial still runs."""
@@ -318,7 +318,9 @@ def test_optuna_stage_and_a_failing_trial_do_not_stop_the_study(
     )
     runs = tmp_path / "runs"
     code = main([str(study), "--data-root", str(data_root), "--storage", str(runs), "--seed", "3"])
-    assert code == 0
+    # Finished, with every result recorded, but a script can tell that a trial failed.
+    assert code == 3
+    assert "trial C-B failed: FileNotFoundError" in capsys.readouterr().err
     tpe, crash = json.loads((runs / "mixed" / "study.json").read_text())["stages"]
     lrs = [t["config"]["lr"] for t in tpe["trials"]]
     assert len(lrs) == 3 and len(set(lrs)) == 3 and all(1e-4 <= lr <= 1e-1 for lr in lrs)

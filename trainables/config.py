@@ -23,7 +23,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "scheduler": "none",
     "label_smoothing": 0.0,
     "grad_clip": 0.0,  # max global grad norm; 0 = off
-    "precision": "fp32",
+    # "auto": bf16 autocast where the hardware runs it natively (CUDA Ampere+, CPUs with
+    # AVX512-BF16/AMX), else fp32 (trainables/precision.py); the trial logs what it used.
+    "precision": "auto",
     # NHWC activations on CUDA (what tensor cores want). Ignored on CPU: torch 2.14.1's oneDNN
     # segfaults in the backward of a 1x1 stride-2 conv with few channels in channels_last
     # (reproduced with an 8->16 ResNet shortcut), though NHWC was 1.7x faster where it ran.
@@ -43,7 +45,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "onecycle", "step", "plateau")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 FREEZE_SCHEDULES = ("none", "frozen", "unfreeze_at")
 LOSSES = {
     "classification": ("auto", "cross_entropy"),

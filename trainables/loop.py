@@ -25,6 +25,7 @@ from trainables.contract import is_better, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
+from trainables.precision import resolve_precision
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
 
@@ -46,7 +47,19 @@ def uses_channels_last(trainer: dict[str, Any], device: torch.device) -> bool:
 
 
 def select_device() -> torch.device:
-    """CUDA only when this trial was given a GPU (Ray sets CUDA_VISIBLE_DEVICES per trial)."""
+    """CUDA when this trial was given a GPU (Ray sets CUDA_VISIBLE_DEVICES per trial).
+
+    A trial that Ray gave a GPU must not fall back to the CPU silently (hours at a tenth of
+    the speed): it fails, naming the driver/CUDA mismatch.
+    """
+    gpus = ray_io.assigned_gpus()
+    if gpus and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"Ray assigned GPU(s) {gpus} to this trial, but torch {torch.__version__} (CUDA "
+            f"{torch.version.cuda}) cannot use them: the NVIDIA driver is missing or too old "
+            "for this CUDA build (check nvidia-smi), or torch is a CPU build. Fix the node's "
+            "driver, or run with --gpus-per-trial 0"
+        )
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -162,11 +175,18 @@ def build_trial(
 ) -> TrialState:
     """Model (with its encoder checkpoint), loaders, optimizer and LR schedule of one trial."""
     model = build_model(model_cfg).to(device)
+    trainer["precision"] = resolve_precision(trainer["precision"], device)
     trainer["channels_last"] = uses_channels_last(trainer, device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     if trainer["encoder_checkpoint"]:
-        model.load_encoder_state(ray_io.load_state(trainer["encoder_checkpoint"])["model"])
+        encoder_state = ray_io.load_state(trainer["encoder_checkpoint"])["model"]
+        if not isinstance(model, EncoderDecoderModel):
+            raise ValueError(
+                f"encoder_checkpoint is set, but model {model_cfg['model']!r} has no encoder; "
+                "use it with an encoder/decoder family such as 'unet_backbone'"
+            )
+        model.load_encoder_state(encoder_state)
     loaders = make_loaders(bundle, trainer, device)
     optimizer = build_optimizer(model, trainer)
     scheduler, per_batch = build_scheduler(optimizer, trainer, len(loaders["train"]))
@@ -210,11 +230,14 @@ def train_epochs(
 ) -> None:
     for epoch in range(state.start_epoch, trainer["epochs"] + 1):
         metrics = train_and_validate(state, trainer, epoch)
+        metrics["node"] = ray_io.node_id()  # study.json's attempts say where each ran
+        metrics["precision"] = trainer["precision"]  # what "auto" chose on this device
         logger.scalars(metrics, epoch)
         if metrics.get("diverged"):
             # Ray requires the metric in every result; the worst value keeps ASHA and Optuna
             # from mistaking a diverged trial for a good one.
             metrics[setup.metric] = worst_value(setup.mode)
+            logger.flush()
             ray_io.report(metrics, None)
             return
         if is_better(setup.mode, metrics[setup.metric], state.best):
@@ -223,6 +246,7 @@ def train_epochs(
             log_images(
                 logger, state.model, state.loaders["val"], setup.task, bundle, state.autocast, epoch
             )
+        logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
 
 

@@ -7,6 +7,7 @@ the same functions work against a plain folder, so the epoch loop never branches
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,11 +45,38 @@ def use_local_session(session: LocalSession | None) -> None:
 
 
 def trial_dir() -> Path:
+    """Where a trial writes its own files (TensorBoard events), on whatever node it runs.
+
+    Under Ray this is the trial's working directory (Ray chdirs into it), which Ray syncs to the
+    run's storage with SyncConfig(sync_artifacts=True), from any node. `get_trial_dir()` would
+    be the driver's staging folder: fine on one machine, lost on a worker node (checked with
+    Ray 2.58 on two nodes; see tests/test_multinode.py).
+    """
     if _local is not None:
         return _local.trial_dir
+    if os.environ.get("RAY_CHDIR_TO_TRIAL_DIR", "1") != "0":
+        return Path.cwd()
     from ray import tune
 
     return Path(tune.get_context().get_trial_dir())
+
+
+def node_id() -> str:
+    """The Ray node this trial runs on ("local" outside Ray), recorded per attempt."""
+    if _local is not None:
+        return "local"
+    import ray
+
+    return ray.get_runtime_context().get_node_id()[:12]
+
+
+def assigned_gpus() -> list[str]:
+    """The GPU ids Ray gave this trial (empty outside Ray or without GPUs)."""
+    if _local is not None:
+        return []
+    import ray
+
+    return [str(g) for g in ray.get_gpu_ids()]
 
 
 def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:

@@ -50,6 +50,9 @@ class TrialLogger:
         """`images`: float (N, C, H, W) in [0, 1]."""
         self.writer.add_images(tag, images.clamp(0, 1).float().cpu(), epoch, dataformats="NCHW")
 
+    def flush(self) -> None:
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
