@@ -184,6 +184,8 @@ def run_locked(
     )
     ray_setup.log_to_file(run_dir / "orchestrator.log")
     ray_setup.start_ray(args.address)
+    # After ray.init, whose core installs its own SIGTERM handler (a C stack dump, exit 134).
+    signal.signal(signal.SIGTERM, sigterm_as_sigint)
     ray_setup.check_resources(ctx.resources.cpus_per_trial, ctx.resources.gpus_per_trial,
                               joined=bool(args.address))
     print(f"study {study.name}: {len(study.stages)} stage(s) -> {run_dir}", flush=True)
@@ -223,7 +225,6 @@ def sigterm_as_sigint(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, sigterm_as_sigint)
     try:
         study = load_study(args.study_file)
         return run_study(study, args)
