@@ -107,19 +107,75 @@ class ReportBuilder:
         return True
 
 
+# A folder holding this file was created by the report; only such a folder is ever rewritten.
+MARKER = ".archsweep-report"
+MARKER_TEXT = (
+    "This folder was created by archsweep's analysis.report. Each report run rewrites its\n"
+    "report.md, report.html, figures/*.png and tables/*.csv; keep your own files elsewhere.\n"
+)
+
+
+def prepare_out_dir(out: Path, adopt_legacy: bool = False) -> None:
+    """Make `out` a folder the report owns, emptied of an earlier report's figures and tables.
+
+    A new or empty folder is taken (and marked); a folder with the marker is the report's own.
+    Any other non-empty folder is refused: the report must never overwrite or delete the
+    user's files. `adopt_legacy` also takes RUN_DIR/report as written before the marker
+    existed, when it holds nothing but a report's files.
+
+    Raises:
+        ReportError: `out` is a file, a non-empty folder the report did not create, or not
+            writable.
+    """
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out} is a file; give a new or empty folder")
+    owned = (out / MARKER).is_file() or (adopt_legacy and _is_legacy_report(out))
+    if out.is_dir() and not owned and any(out.iterdir()):
+        raise ReportError(
+            f"--out {out} is a folder with other files in it, and the report writes only into "
+            f"a folder it created (marked by {MARKER}); give a new or empty folder, e.g. "
+            f"--out {out / 'report'}"
+        )
+    try:
+        for sub in ("figures", "tables"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text(MARKER_TEXT)
+        # Stale files of an earlier report would otherwise sit beside the new ones unreferenced.
+        for stale in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
+            stale.unlink()
+    except OSError as err:
+        raise ReportError(
+            f"cannot write the report to {out}: {err.strerror or err}; give a writable folder "
+            "with --out DIR"
+        ) from None
+
+
+def _is_legacy_report(out: Path) -> bool:
+    """RUN_DIR/report from before the marker: only report.md/html, figures/*.png, tables/*.csv."""
+    if not out.is_dir():
+        return False
+    for entry in out.iterdir():
+        if entry.name in ("report.md", "report.html") and entry.is_file():
+            continue
+        suffix = {"figures": ".png", "tables": ".csv"}.get(entry.name)
+        if suffix is None or not entry.is_dir():
+            return False
+        if any(not (f.is_file() and f.suffix == suffix) for f in entry.iterdir()):
+            return False
+    return True
+
+
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Write the report of one run directory; returns the output folder.
 
     Raises:
-        ReportError: run_dir is not a readable experiment directory.
+        ReportError: run_dir is not a readable experiment directory, or out_dir is not a
+            folder the report may write (see `prepare_out_dir`).
     """
     study = load_study(run_dir)
-    out = Path(out_dir) if out_dir is not None else study.root / "report"
-    for sub in ("figures", "tables"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    # Stale files of an earlier report would otherwise sit beside the new ones unreferenced.
-    for stale in [*(out / "figures").glob("*.png"), *(out / "tables").glob("*.csv")]:
-        stale.unlink()
+    default = study.root / "report"
+    out = Path(out_dir) if out_dir is not None else default
+    prepare_out_dir(out, adopt_legacy=out.absolute() == default.absolute())
 
     b = ReportBuilder(study, out)
     _header(b)
@@ -343,7 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", type=Path, help="experiment directory holding study.json")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: RUN_DIR/report)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: a new or empty one, or one an earlier report created (default: "
+        "RUN_DIR/report); a folder holding other files is refused, never overwritten",
     )
     args = parser.parse_args(argv)
     try:

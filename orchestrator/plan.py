@@ -15,9 +15,11 @@ from typing import Any
 
 from ray.tune.search.sample import Domain
 
-from orchestrator.study import Stage, Study, StudyError
+from orchestrator.study import FromStudy, Stage, Study, StudyError
 from trainables.config import DATA_KEYS, ConfigError, model_config, model_keys, validate_config
+from trainables.data import DATA_DEFAULTS, list_datasets
 from trainables.models import check_constraints, count_parameters, family_fields
+from trainables.models.registry import parse_config
 
 
 @dataclass
@@ -117,21 +119,7 @@ def plan_stage(
     study: Study, stage: Stage, stage_base: dict[str, Any], data_info: dict[str, Any]
 ) -> StagePlan:
     """Expand a stage's grid over `stage_base` and check every point."""
-    grid = {k: v["grid_search"] for k, v in stage.space.items() if is_grid(v)}
-    sampled = {k: v for k, v in stage.space.items() if isinstance(v, Domain)}
-    constants = {k: v for k, v in stage.space.items() if k not in grid and k not in sampled}
-    flat_keys = set(unpack({k: k for k in grid})) | set(sampled)
-    data_varied = sorted(flat_keys & DATA_KEYS)
-    if data_varied:
-        raise StudyError(
-            f"stage {stage.name!r} varies data key(s) {data_varied}; data is decoded once per "
-            "stage and shared by its trials, so put different data sets in different stages"
-        )
-    if stage.search == "optuna" and grid:
-        raise StudyError(
-            f"stage {stage.name!r}: search='optuna' cannot take tune.grid_search (keys "
-            f"{sorted(grid)}); use tune.choice for categorical dimensions"
-        )
+    grid, sampled, constants = split_space(stage)
     base = {**stage_base, **constants}
     combos = [
         unpack(dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
@@ -147,13 +135,148 @@ def plan_stage(
         config = {**base, **combo}
         if label is not None:
             config["label"] = label
-        probe = {**config, **{k: _any_value(v) for k, v in sampled.items()}}
-        try:
-            validate_config(probe, study.trainable)
-        except ConfigError as err:
-            raise StudyError(f"stage {stage.name!r}: {err}") from None
+        _validate(study, stage, {**config, **{k: _any_value(v) for k, v in sampled.items()}})
         points.append(check_point(config, label, study.constraints, data_info, set(sampled)))
     return StagePlan(stage=stage, base=base, sampled=sampled, points=points)
+
+
+def split_space(stage: Stage) -> tuple[dict[Any, list], dict[str, Domain], dict[Any, Any]]:
+    """(grid dimensions, sampled dimensions, constants) of a stage's space, checked.
+
+    Raises:
+        StudyError: an empty or malformed grid_search, a varied data key, or a grid under Optuna.
+    """
+    grid: dict[Any, list] = {}
+    for key, value in stage.space.items():
+        if not is_grid(value):
+            continue
+        values = value["grid_search"]
+        if not isinstance(values, list | tuple):
+            raise StudyError(
+                f"stage {stage.name!r}: {key!r}: tune.grid_search({values!r}) needs a list of "
+                "values, e.g. tune.grid_search([0.1, 0.01])"
+            )
+        if not values:
+            raise StudyError(
+                f"stage {stage.name!r}: {key!r}: tune.grid_search([]) is empty, so the stage "
+                "would train nothing; give at least one value or drop the key"
+            )
+        grid[key] = list(values)
+    sampled = {k: v for k, v in stage.space.items() if isinstance(v, Domain)}
+    constants = {k: v for k, v in stage.space.items() if k not in grid and k not in sampled}
+    flat_keys = set(unpack({k: k for k in grid})) | set(sampled)
+    data_varied = sorted(flat_keys & DATA_KEYS)
+    if data_varied:
+        raise StudyError(
+            f"stage {stage.name!r} varies data key(s) {data_varied}; data is decoded once per "
+            "stage and shared by its trials, so put different data sets in different stages"
+        )
+    if stage.search == "optuna" and grid:
+        raise StudyError(
+            f"stage {stage.name!r}: search='optuna' cannot take tune.grid_search (keys "
+            f"{sorted(map(str, grid))}); use tune.choice for categorical dimensions"
+        )
+    return grid, sampled, constants
+
+
+def validate_stage_keys(study: Study, stage: Stage, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check a stage's keys and values on `config` (its constants: base, inherited values, its
+    own config, overrides) and every grid point, without data or parameter counts: what can be
+    checked before Ray starts and study.json is written.
+
+    Returns the stage's point configs (sampled keys at a representative value), which stand in
+    for the config a later stage inherits.
+
+    Raises:
+        StudyError: naming the stage, the bad key or value and what would be valid.
+    """
+    grid, sampled, constants = split_space(stage)
+    drawn = {k: _any_value(v) for k, v in sampled.items()}
+    combos = [
+        unpack(dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
+    ]
+    points = []
+    for combo in combos or [{}]:
+        probe = {**config, **constants, **combo, **drawn}
+        _validate(study, stage, probe)
+        _check_dataset(stage, probe)
+        _check_model_fields(stage, probe)
+        points.append(probe)
+    return points
+
+
+def validate_study_keys(study: Study, overrides: dict[str, Any]) -> None:
+    """`validate_stage_keys` for every stage, in order, before anything runs.
+
+    A stage's inherited config is not known until its source stage has trained, so each stage
+    is checked against the points of its source stage; it passes when it is valid on top of at
+    least one of them (the best one is one of them), so a stage that switches model family or
+    inherits keys a previous stage set is not refused.
+    """
+    points: dict[str, list[dict[str, Any]]] = {}
+    for index, stage in enumerate(study.stages):
+        if stage.inherit == "base" or index == 0:
+            candidates: list[dict[str, Any]] = [{}]
+        else:
+            source = study.stages[index - 1].name if stage.inherit == "previous" else stage.inherit
+            candidates = [
+                {k: v for k, v in p.items() if k not in ("label", "max_batches")}
+                for p in points[source]
+            ]
+        first_error: StudyError | None = None
+        for inherited in candidates:
+            try:
+                points[stage.name] = validate_stage_keys(
+                    study, stage, stage_base(study, stage, inherited, overrides)
+                )
+                break
+            except StudyError as err:
+                first_error = first_error or err
+        else:
+            assert first_error is not None
+            raise first_error
+
+
+def _validate(study: Study, stage: Stage, probe: dict[str, Any]) -> None:
+    try:
+        validate_config(probe, study.trainable)
+    except ConfigError as err:
+        raise StudyError(f"stage {stage.name!r}: {err}") from None
+
+
+def _check_dataset(stage: Stage, probe: dict[str, Any]) -> None:
+    dataset = probe.get("dataset", DATA_DEFAULTS["dataset"])
+    if dataset not in list_datasets():
+        raise StudyError(
+            f"stage {stage.name!r}: dataset={dataset!r} is not a data set; valid: "
+            + ", ".join(list_datasets())
+        )
+
+
+# Model fields the data decides (model_config fills them in); unknown before the data loads.
+DATA_FIELDS = ("num_classes", "in_channels", "image_size")
+
+
+def _check_model_fields(stage: Stage, probe: dict[str, Any]) -> None:
+    """Parse the model part (activation names, widths, ...) as the family would, so a bad
+    value fails now instead of marking every point infeasible at plan time."""
+    model_cfg = {k: v for k, v in probe.items() if k in model_keys(probe) and k not in DATA_FIELDS}
+    if any(_has_reference(v) for v in model_cfg.values()):
+        return  # FromStudy values are resolved at run time
+    try:
+        parse_config(model_cfg)
+    except (ValueError, TypeError) as err:
+        if any(name in str(err) for name in DATA_FIELDS):
+            return  # depends on what the data set provides; plan_stage checks it with the data
+        raise StudyError(f"stage {stage.name!r}: model {model_cfg['model']!r}: {err}") from None
+
+
+def _has_reference(value: Any) -> bool:
+    if isinstance(value, FromStudy):
+        return True
+    if isinstance(value, dict):
+        return any(_has_reference(v) for v in value.values())
+    return False
 
 
 def check_point(
@@ -177,4 +300,7 @@ def check_point(
 
 def _any_value(domain: Domain) -> Any:
     """A representative value of a Ray domain, only for key validation."""
-    return domain.sample() if hasattr(domain, "sample") else None
+    try:
+        return domain.sample()
+    except Exception:  # a sample_from that needs a spec: the key is still checked, not its value
+        return None

@@ -1,0 +1,533 @@
+"""Bad inputs a new user makes: each exits 2 (or the code given) with a message, never a traceback.
+
+One table, `CASES`, of (id, argv-or-callable, expected exit code, message fragment):
+
+- argv (a list of strings): `orchestrator.run.main(argv)` in this process. "{tmp}" in an item
+  becomes the case's own temporary folder.
+- a callable `f(tmp: Path) -> int`: sets up files in `tmp` and returns the exit code of whatever
+  entry point it calls (`orchestrator.run.main`, `analysis.report.main`); it may assert more.
+
+The fragment must appear in stdout or stderr (errors go to stderr); no case may print a
+traceback.
+
+Study-file mistakes must fail before Ray starts and before study.json is written, so these cases
+run in a second or less; the few that need Ray are listed in `NEEDS_RAY` and get the session Ray.
+To add a case, append a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import write_classification_run
+
+import analysis.report as report
+import orchestrator.run as run
+import trainables.data.cache as cache_mod
+from trainables.data.decode import Pool, Source
+from trainables.data.errors import DataWarning
+
+Runner = list[str] | Callable[[Path], int]
+
+# A valid classification base: tiny model, the shared Tiny ImageNet subset's layout.
+BASE = {
+    "dataset": "tiny_imagenet",
+    "classes": 2,
+    "epochs": 1,
+    "batch_size": 32,
+    "model": "resnet",
+    "channels": (8, 16),
+    "blocks": (1, 1),
+    "stem": "cifar",
+}
+
+
+def study_source(
+    *, pre: str = "", base: str | None = None, stages: str = '[Stage("s1")]', **fields: str
+) -> str:
+    """A study file's text; every argument is Python source put in place of the default."""
+    extra = "".join(f", {k}={v}" for k, v in fields.items())
+    return (
+        "from ray import tune\n"
+        "from orchestrator.study import FromStudy, Stage, Study\n"
+        f"{pre}\n"
+        f'study = Study(name="bad", trainable="classification", base={base or repr(BASE)}, '
+        f"stages={stages}{extra})\n"
+    )
+
+
+def study(*args_after: str, source: str | None = None, **kw: str) -> Callable[[Path], int]:
+    """A case that writes a study file (`study_source(**kw)` or `source`) and runs it."""
+
+    def go(tmp: Path) -> int:
+        path = tmp / "bad_study.py"
+        path.write_text(source if source is not None else study_source(**kw))
+        return run.main([str(path), *common_args(tmp), *args_after])
+
+    return go
+
+
+def common_args(tmp: Path) -> list[str]:
+    empty = tmp / "data"
+    empty.mkdir(exist_ok=True)
+    return ["--storage", str(tmp / "runs"), "--data-root", str(empty)]
+
+
+def stage_space(space: str, **stage_kw: str) -> str:
+    extra = "".join(f", {k}={v}" for k, v in stage_kw.items())
+    return f'[Stage("s1", space={space}{extra})]'
+
+
+def with_base(**changes: object) -> str:
+    return repr({**BASE, **changes})
+
+
+# --- callables for cases that need files beyond a study file ------------------------------------
+
+
+def study_dir(tmp: Path) -> int:
+    (tmp / "studies").mkdir()
+    return run.main([str(tmp / "studies"), *common_args(tmp)])
+
+
+def truncated_resume(tmp: Path) -> int:
+    """A run directory whose study.json was cut off mid-write (copied, disk full, ...)."""
+    run_dir = tmp / "runs" / "bad"
+    run_dir.mkdir(parents=True)
+    (run_dir / "study.json").write_text('{"format": 2, "study": "bad", "stag')
+    return study()(tmp)
+
+
+def from_study_truncated(tmp: Path) -> int:
+    """A FromStudy target whose study.json is truncated."""
+    clf = tmp / "runs" / "clf"
+    clf.mkdir(parents=True)
+    (clf / "study.json").write_text('{"format": 2, "study": "clf", "stages": [{"na')
+    source = (
+        "from orchestrator.study import FromStudy, Stage, Study\n"
+        'study = Study(name="seg", trainable="segmentation",\n'
+        '              base={"dataset": "lunar", "epochs": 1, "model": "unet_backbone",\n'
+        '                    "encoder": FromStudy("clf")},\n'
+        '              stages=[Stage("s1")])\n'
+    )
+    return study(source=source)(tmp)
+
+
+def report_run(tmp: Path) -> Path:
+    return write_classification_run(tmp / "run")
+
+
+def report_truncated_npz(tmp: Path) -> int:
+    """evaluate.py's .npz cut off mid-write: the report is still written, with a note saying so."""
+    run_dir = report_run(tmp)
+    npz = next((run_dir / "evaluation").glob("*.npz"))
+    data = npz.read_bytes()
+    npz.write_bytes(data[: len(data) // 2])
+    code = report.main([str(run_dir), "--out", str(tmp / "out")])
+    assert f"{npz.name} unreadable" in (tmp / "out" / "report.md").read_text()
+    return code
+
+
+def report_out_under_file(tmp: Path) -> int:
+    run_dir = report_run(tmp)
+    (tmp / "afile").write_text("x")
+    return report.main([str(run_dir), "--out", str(tmp / "afile" / "report")])
+
+
+def report_out_is_file(tmp: Path) -> int:
+    run_dir = report_run(tmp)
+    (tmp / "afile").write_text("x")
+    return report.main([str(run_dir), "--out", str(tmp / "afile")])
+
+
+def report_out_user_folder(tmp: Path) -> int:
+    run_dir = report_run(tmp)
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.md").write_text("mine")
+    return report.main([str(run_dir), "--out", str(tmp / "mine")])
+
+
+def report_study_json(edit: Callable[[dict], object]) -> Callable[[Path], int]:
+    """A report of a run whose study.json was edited by `edit(record)` (in place)."""
+
+    def go(tmp: Path) -> int:
+        run_dir = report_run(tmp)
+        path = run_dir / "study.json"
+        record = json.loads(path.read_text())
+        edit(record)
+        path.write_text(json.dumps(record))
+        return report.main([str(run_dir), "--out", str(tmp / "out")])
+
+    return go
+
+
+def report_truncated_study_json(tmp: Path) -> int:
+    run_dir = report_run(tmp)
+    path = run_dir / "study.json"
+    path.write_text(path.read_text()[:200])
+    return report.main([str(run_dir), "--out", str(tmp / "out")])
+
+
+def report_missing_run_dir(tmp: Path) -> int:
+    return report.main([str(tmp / "no_run"), "--out", str(tmp / "out")])
+
+
+def first_trial(record: dict) -> dict:
+    return next(s for s in record["stages"] if s["trials"])["trials"][0]
+
+
+CASES: list[tuple[str, Runner, int, str]] = [
+    # --- the study file itself --------------------------------------------------------------
+    ("study-missing", ["{tmp}/no_such_study.py"], 2, "does not exist"),
+    ("study-is-directory", study_dir, 2, "is a directory"),
+    ("study-no-object", study(source="x = 1\n"), 2, "must define `study = Study"),
+    ("study-wrong-type", study(source="study = {'name': 'x'}\n"), 2, "found dict"),
+    ("study-syntax-error", study(source="study = Study(\n"), 2, "SyntaxError"),
+    ("study-name-error", study(source="study = Stduy()\n"), 2, "NameError"),
+    ("study-sys-exit-0", study(pre="import sys\nsys.exit(0)"), 2, "sys.exit(0)"),
+    ("study-sys-exit-none", study(pre="import sys\nsys.exit()"), 2, "sys.exit(None)"),
+    ("study-stage-kwarg-typo", study(stages='[Stage(nmae="s1")]'), 2, "nmae"),
+    (
+        "study-name-not-str",
+        study(source=study_source().replace('name="bad"', "name=5")),
+        2,
+        "name=5 must be a non-empty string",
+    ),
+    (
+        "study-trainable",
+        study(source=study_source().replace('"classification"', '"detection"')),
+        2,
+        "trainable='detection' is not valid",
+    ),
+    ("stages-not-list", study(stages='Stage("s1")'), 2, "must be a list of Stage"),
+    ("stages-empty", study(stages="[]"), 2, "has no stages"),
+    ("stages-item-not-stage", study(stages='["s1"]'), 2, "stages[0] is str"),
+    ("base-list", study(base="[1, 2, 3]"), 2, "base=[1, 2, 3] must be a dict"),
+    (
+        "space-list",
+        study(stages='[Stage("s1", space=["lr", 0.1])]'),
+        2,
+        "space=['lr', 0.1] must be a dict",
+    ),
+    ("config-list", study(stages='[Stage("s1", config=[1])]'), 2, "config=[1] must be a dict"),
+    ("stage-name-int", study(stages="[Stage(42)]"), 2, "stage name 42 must be a string"),
+    ("stage-name-slash", study(stages='[Stage("a/b")]'), 2, "'a/b' must be letters"),
+    ("stage-name-duplicate", study(stages='[Stage("s1"), Stage("s1")]'), 2, "used twice"),
+    ("stage-name-reserved", study(stages='[Stage("evaluation")]'), 2, "reserved"),
+    ("stage-title-int", study(stages='[Stage("s1", title=5)]'), 2, "title=5 must be a string"),
+    (
+        "stage-evaluate-str",
+        study(stages='[Stage("s1", evaluate="yes")]'),
+        2,
+        "evaluate='yes' must be True or False",
+    ),
+    (
+        "stage-scheduler",
+        study(stages='[Stage("s1", scheduler="hyperband")]'),
+        2,
+        "scheduler='hyperband' is not valid",
+    ),
+    (
+        "stage-search",
+        study(stages='[Stage("s1", search="bayes")]'),
+        2,
+        "search='bayes' is not valid",
+    ),
+    (
+        "stage-num-samples-0",
+        study(stages='[Stage("s1", num_samples=0)]'),
+        2,
+        "num_samples=0 must be an integer >= 1",
+    ),
+    ("stage-num-samples-str", study(stages='[Stage("s1", num_samples="3")]'), 2, "num_samples='3'"),
+    (
+        "inherit-later-stage",
+        study(stages='[Stage("s1", inherit="s2"), Stage("s2")]'),
+        2,
+        "inherit='s2' is not valid",
+    ),
+    (
+        "inherit-unknown",
+        study(stages='[Stage("s1"), Stage("s2", inherit="nope")]'),
+        2,
+        "inherit='nope'",
+    ),
+    ("metric-unknown", study(metric='"val_accuracy"'), 2, "metric='val_accuracy'"),
+    ("mode-unknown", study(mode='"maximize"'), 2, "mode='maximize' is not valid"),
+    (
+        "asha-reduction-1",
+        study(asha='{"reduction_factor": 1}'),
+        2,
+        "reduction_factor=1 must be a number >= 2",
+    ),
+    ("asha-grace-0", study(asha='{"grace_period": 0}'), 2, "grace_period=0 must be an integer"),
+    ("asha-grace-str", study(asha='{"grace_period": "two"}'), 2, "grace_period='two'"),
+    ("asha-unknown-key", study(asha='{"grace": 2}'), 2, "unknown asha setting(s) ['grace']"),
+    ("asha-not-dict", study(asha="3"), 2, "asha=3 must be a dict"),
+    (
+        "optuna-empty-space",
+        study(stages='[Stage("s1", search="optuna")]'),
+        2,
+        "search='optuna' needs at least one sampled dimension",
+    ),
+    (
+        "optuna-with-grid",
+        study(stages=stage_space('{"lr": tune.grid_search([0.1])}', search='"optuna"')),
+        2,
+        "cannot take tune.grid_search",
+    ),
+    (
+        "constraint-typo",
+        study(constraints='{"max_parms": 5_000_000}'),
+        2,
+        "unknown constraint rule(s) ['max_parms']; valid rules: max_params",
+    ),
+    ("constraints-not-dict", study(constraints='["max_params"]'), 2, "must be a dict of rules"),
+    (
+        "from-study-bad-take",
+        study(pre='ref = FromStudy("x", take="weights")'),
+        2,
+        "choose take from",
+    ),
+    # --- the stages' config keys and values ---------------------------------------------------
+    (
+        "grid-empty",
+        study(stages=stage_space('{"lr": tune.grid_search([])}')),
+        2,
+        "stage 's1': 'lr': tune.grid_search([]) is empty",
+    ),
+    (
+        "grid-not-list",
+        study(stages=stage_space('{"lr": tune.grid_search(0.1)}')),
+        2,
+        "needs a list of values",
+    ),
+    (
+        "grid-joint-length",
+        study(stages=stage_space('{("channels", "blocks"): tune.grid_search([((8, 16),)])}')),
+        2,
+        "must have 2 items",
+    ),
+    (
+        "unknown-key-space",
+        study(stages=stage_space('{"learning_rate": tune.grid_search([1])}')),
+        2,
+        "unknown config key(s) ['learning_rate']",
+    ),
+    ("unknown-key-base", study(base=with_base(epoch=3)), 2, "unknown config key(s) ['epoch']"),
+    ("unknown-key-stage-config", study(stages='[Stage("s1", config={"lrr": 0.1})]'), 2, "['lrr']"),
+    (
+        "unknown-key-second-stage",
+        study(stages='[Stage("s1"), Stage("s2", space={"dropuot": tune.grid_search([0.1])})]'),
+        2,
+        "stage 's2'",
+    ),
+    (
+        "varied-data-key",
+        study(stages=stage_space('{"classes": tune.grid_search([2, 3])}')),
+        2,
+        "varies data key(s) ['classes']",
+    ),
+    (
+        "activation-grid",
+        study(stages=stage_space('{"activation": tune.grid_search(["relu", "gleu"])}')),
+        2,
+        "'gleu'",
+    ),
+    ("activation-base", study(base=with_base(activation="swish2")), 2, "'swish2'"),
+    ("channels-zero", study(base=with_base(channels=(0, 16))), 2, "channels"),
+    (
+        "model-unknown",
+        study(base=with_base(model="resnet50x")),
+        2,
+        "model='resnet50x' is not a model family",
+    ),
+    (
+        "dataset-unknown",
+        study(base=with_base(dataset="imagenet21k")),
+        2,
+        "dataset='imagenet21k' is not a data set",
+    ),
+    ("epochs-0", study(base=with_base(epochs=0)), 2, "epochs=0 must be a positive integer"),
+    ("epochs-negative", study(base=with_base(epochs=-3)), 2, "epochs=-3"),
+    ("epochs-str", study(base=with_base(epochs="ten")), 2, "epochs='ten'"),
+    ("epochs-0-smoke", study("--smoke", base=with_base(epochs=0)), 2, "epochs=0"),
+    ("epochs-negative-smoke", study("--smoke", base=with_base(epochs=-3)), 2, "epochs=-3"),
+    ("epochs-str-smoke", study("--smoke", base=with_base(epochs="ten")), 2, "epochs='ten'"),
+    (
+        "epochs-stage-config-smoke",
+        study("--smoke", stages='[Stage("s1", config={"epochs": 0})]'),
+        2,
+        "epochs=0",
+    ),
+    ("lr-negative", study(base=with_base(lr=-1)), 2, "lr=-1 must be a positive number"),
+    ("lr-str", study(base=with_base(lr="fast")), 2, "lr='fast'"),
+    ("batch-size-0", study(base=with_base(batch_size=0)), 2, "batch_size=0"),
+    ("optimizer-unknown", study(base=with_base(optimizer="adamm")), 2, "optimizer='adamm'"),
+    ("loss-wrong-task", study(base=with_base(loss="dice")), 2, "loss='dice'"),
+    # --- --set -------------------------------------------------------------------------------
+    ("set-without-equals", study("--set", "epochs"), 2, "must look like KEY=VALUE"),
+    ("set-unknown-key", study("--set", "epoch=3"), 2, "unknown config key(s) ['epoch']"),
+    ("set-epochs-0", study("--set", "epochs=0"), 2, "epochs=0"),
+    ("set-epochs-0-smoke", study("--smoke", "--set", "epochs=0"), 2, "epochs=0"),
+    # --- run directories, references, data ----------------------------------------------------
+    ("resume-truncated-study-json", truncated_resume, 2, "study.json"),
+    ("from-study-truncated-json", from_study_truncated, 2, "study.json"),
+    ("data-folder-missing", study(), 2, "--data-root"),
+    # --- the report ---------------------------------------------------------------------------
+    ("report-missing-run-dir", report_missing_run_dir, 2, "does not exist"),
+    ("report-truncated-npz", report_truncated_npz, 0, "report written"),
+    ("report-out-not-writable", report_out_under_file, 2, "cannot write the report"),
+    ("report-out-is-file", report_out_is_file, 2, "is a file"),
+    ("report-out-user-folder", report_out_user_folder, 2, "new or empty folder"),
+    ("report-truncated-study-json", report_truncated_study_json, 2, "study.json"),
+    ("report-stages-str", report_study_json(lambda r: r.update(stages="x")), 2, "stages"),
+    ("report-metric-int", report_study_json(lambda r: r.update(metric=5)), 2, "metric"),
+    (
+        "report-trials-dict",
+        report_study_json(lambda r: r["stages"][0].update(trials={})),
+        2,
+        "trials",
+    ),
+    (
+        "report-params-str",
+        report_study_json(lambda r: first_trial(r).update(params="many")),
+        2,
+        "params",
+    ),
+    (
+        "report-epochs-run-str",
+        report_study_json(lambda r: first_trial(r).update(epochs_run="ten")),
+        2,
+        "epochs_run",
+    ),
+]
+
+# Cases that reach Ray with the driver as it is (data loads and FromStudy resolve after start).
+NEEDS_RAY = {"data-folder-missing", "from-study-truncated-json"}
+
+
+def run_case(runner: Runner, tmp: Path) -> int:
+    """The case's exit code; argparse's SystemExit counts as one."""
+    try:
+        if callable(runner):
+            return runner(tmp)
+        return run.main([item.replace("{tmp}", str(tmp)) for item in runner])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+@pytest.mark.parametrize(
+    ("case_id", "runner", "code", "fragment"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_input(
+    case_id: str,
+    runner: Runner,
+    code: int,
+    fragment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ray
+
+    monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # nothing a case writes lands in the repository
+    if case_id in NEEDS_RAY:
+        request.getfixturevalue("ray_session")
+    ray_was_up = ray.is_initialized()
+    got = run_case(runner, tmp_path)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, f"{case_id}: traceback instead of a message:\n{err}"
+    assert got == code, f"{case_id}: exit {got}, expected {code}; stderr:\n{err}"
+    assert fragment in out + err, f"{case_id}: {fragment!r} not in the output:\n{out}{err}"
+    if case_id not in NEEDS_RAY and not ray_was_up:
+        assert not ray.is_initialized(), f"{case_id}: Ray started before the input was checked"
+    # A run that failed validation leaves no study.json that would block the corrected command.
+    if case_id.startswith(("study-", "stage", "grid-", "unknown-", "epochs-", "set-", "asha-")):
+        assert not list((tmp_path / "runs").glob("*/study.json")), f"{case_id}: wrote study.json"
+
+
+def test_cases_have_unique_ids() -> None:
+    ids = [c[0] for c in CASES]
+    assert len(ids) == len(set(ids)) and set(ids) >= NEEDS_RAY
+
+
+# --- the decode cache ------------------------------------------------------------------------
+
+
+def tiny_source(tmp: Path, decoded: list[int]) -> Source:
+    root = tmp / "src"
+    root.mkdir(exist_ok=True)
+    (root / "a.txt").write_text("a")
+
+    def decode() -> Pool:
+        decoded.append(1)
+        images = np.zeros((4, 2, 2, 3), np.uint8)
+        return Pool("classification", ["a"], ["a"], images, np.zeros(4, np.int64), None, None, [])
+
+    return Source("fake", root, "classification", ["a"], ["a"], [root / "a.txt"], decode)
+
+
+def test_unwritable_cache_folder_decodes_without_cache_and_warns_once(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    cache_dir = tmp_path / "afile" / "cache"  # cannot be created, even by root
+    decoded: list[int] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            pool, path, hit = cache_mod.load_or_build(tiny_source(tmp_path, decoded), cache_dir)
+            assert path is None and not hit and pool.train_images.shape == (4, 2, 2, 3)
+    assert decoded == [1, 1]
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(messages) == 1 and str(cache_dir) in messages[0] and "ARCHSWEEP_CACHE" in messages[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_cache_folder_decodes_without_cache(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "ro"
+    cache_dir.mkdir()
+    cache_dir.chmod(0o500)
+    try:
+        with pytest.warns(DataWarning, match="cannot be written"):
+            _, path, _ = cache_mod.load_or_build(tiny_source(tmp_path, []), cache_dir)
+        assert path is None
+    finally:
+        cache_dir.chmod(0o700)
+
+
+def test_stale_tmp_files_are_removed_when_the_cache_is_next_used(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    host = cache_mod._host()
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
+    files = {
+        "dead_writer": cache_dir / f"fake-{'a' * 24}.{host}.{dead_pid}.x1y2.tmp",
+        "live_writer": cache_dir / f"fake-{'b' * 24}.{host}.{os.getpid()}.x1y2.tmp",
+        "other_host_fresh": cache_dir / f"fake-{'c' * 24}.otherhost.{dead_pid}.x1y2.tmp",
+        "old_format_old": cache_dir / f"fake-{'d' * 24}.k3j4.tmp",
+        "old_format_fresh": cache_dir / f"fake-{'e' * 24}.k3j4.tmp",
+        "not_ours_old": cache_dir / "download.tmp",
+    }
+    for f in files.values():
+        f.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for name in ("old_format_old", "not_ours_old"):
+        os.utime(files[name], (two_hours_ago, two_hours_ago))
+    cache_mod.load_or_build(tiny_source(tmp_path, []), cache_dir)
+    left = {name for name, f in files.items() if f.exists()}
+    assert left == {"live_writer", "other_host_fresh", "old_format_fresh", "not_ours_old"}
+    # The build itself left no temporary file behind, only its entry.
+    assert [
+        p.suffix
+        for p in cache_dir.glob("fake-*")
+        if p.name.startswith("fake-") and not p.name.endswith(".tmp")
+    ] == [".npz"]
