@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# One prepared GPU check for a session that has a GPU (budget: <= 8 minutes on one H100).
+#
+#   bash benchmarks/gpu_check.sh                 # on the GPU machine
+#   bash benchmarks/gpu_check.sh --cpu-dry-run   # here: the same wiring on the CPU, tiny sizes
+#
+# Sections, each time-boxed with `timeout`; a failure is recorded in the table, never fatal:
+#   a  pytest -m gpu (tests/test_gpu.py: bf16 + channels_last on CUDA, 4 trials at 0.25 GPU,
+#      split kept on the GPU with no per-batch host-to-device copy)
+#   b  images/s: bare loop vs one archsweep trial (benchmarks/overhead.py --device cuda), and
+#      1, 2, 4 trials packed on one GPU
+#   c  the full variant-1 study search_spaces/resnet_tiny_imagenet.py at course budget: wall time
+#      and final test accuracy (goals: <= 5 min, >= 80 %)
+#   d  reference models: benchmarks/reference_table.py --gpu (recorded "missing" if absent)
+# A section whose time box no longer fits the 8-minute budget is recorded as SKIPPED, naming the
+# `--only` call that runs it: a, b and c fill ~7.5 minutes, so d (a 180 s budget of its own)
+# runs in a second call: `bash benchmarks/gpu_check.sh --only d`.
+# Writes $OUT/gpu_check.json and $OUT/gpu_check.md (or ./gpu_check/ without $OUT), plus each
+# section's log. Data: $ARCHSWEEP_DATA, else ./shared/datasets, else ../shared/datasets.
+set -u
+cd "$(dirname "$0")/.."
+
+DRY=0
+ONLY="a,b,c,d"
+BUDGET_S=480  # the whole check: 8 minutes of GPU time
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu-dry-run) DRY=1 ;;
+    --only) ONLY="${2:?--only needs a list such as a,b or d}"; shift ;;
+    --budget-s) BUDGET_S="${2:?--budget-s needs seconds}"; shift ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run] [--only a,b,c,d]" \
+            "[--budget-s 480]  (got: $1)" >&2; exit 2 ;;
+  esac
+  shift
+done
+OUTDIR="${OUT:-./gpu_check}"
+mkdir -p "$OUTDIR"
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+RESULTS="$OUTDIR/sections.tsv"
+: > "$RESULTS"
+T0=$(date +%s)
+
+# --- environment: the project's venv, else build one from constraints.txt --------------------
+PY=""
+for cand in .venv/bin/python python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch, ray' >/dev/null 2>&1; then
+    PY="$cand"; break
+  fi
+done
+if [ -z "$PY" ]; then
+  echo "torch/ray not importable: creating .venv from constraints.txt" >&2
+  python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[dev]' \
+    > "$OUTDIR/install.log" 2>&1
+  if .venv/bin/python -c 'import torch, ray' >/dev/null 2>&1; then
+    PY=.venv/bin/python
+  else
+    echo "ERROR: could not install torch/ray (see $OUTDIR/install.log). The GPU machine has no" >&2
+    echo "internet: carry the wheels (pip download -c constraints.txt -d wheels '.[dev]' here," >&2
+    echo "then pip install --no-index --find-links wheels -c constraints.txt -e '.[dev]')." >&2
+    printf 'setup\tFAIL\tno torch/ray and the install failed (carry wheels)\n' >> "$RESULTS"
+    PY=""
+  fi
+fi
+
+if [ -z "${ARCHSWEEP_DATA:-}" ]; then
+  for d in ./shared/datasets ../shared/datasets; do
+    [ -d "$d/tiny-imagenet-200" ] && { ARCHSWEEP_DATA="$(cd "$d" && pwd)"; break; }
+  done
+fi
+export ARCHSWEEP_DATA="${ARCHSWEEP_DATA:-./data}"
+export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1
+
+if [ "$DRY" = 1 ]; then
+  export ARCHSWEEP_GPU_DRY_RUN=1 CUDA_VISIBLE_DEVICES=""
+  DEV=cpu; TB_A=150; TB_B=150; TB_C=150; TB_D=90; BUDGET_S=100000
+  # No --packed here: packing only changes --gpus-per-trial, which is 0 on the CPU.
+  OVERHEAD_ARGS=(--classes 2 --epochs 2 --batch-size 16 --max-batches 2 --cpus-per-trial 1)
+  STUDY_ARGS=(--smoke --set classes=2 --max-concurrent 2)
+  REF_ARGS=(--gpu --budget-s 40 --max-batches 2 --skip-cpu)
+else
+  DEV=cuda; TB_A=60; TB_B=75; TB_C=310; TB_D=230
+  OVERHEAD_ARGS=(--device cuda --precision auto --epochs 4 --cpus-per-trial 2 --packed 1 2 4)
+  STUDY_ARGS=(--gpus-per-trial 0.25 --cpus-per-trial 2 --set precision=bf16)
+  REF_ARGS=(--gpu --budget-s 180)
+fi
+
+# record NAME STATUS DETAIL: one row of the table.
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RESULTS"; echo "[$1] $2: $3"; }
+
+# run_boxed NAME SECONDS CMD...: time-boxed, log to $OUTDIR/NAME.log; sets RC and SECS.
+run_boxed() {
+  local name=$1 box=$2; shift 2
+  local t=$(date +%s)
+  echo "== $name (<= ${box}s): $*"
+  timeout --kill-after=10 "$box" "$@" > "$OUTDIR/$name.log" 2>&1
+  RC=$?; SECS=$(( $(date +%s) - t ))
+  tail -n 5 "$OUTDIR/$name.log" | sed 's/^/    /'
+}
+
+# want SECTION BOX NAME: chosen with --only, and its time box fits what is left of the budget.
+want() {
+  case ",$ONLY," in *",$1,"*) ;; *) return 1 ;; esac
+  local left=$(( BUDGET_S - ($(date +%s) - T0) ))
+  if [ "$2" -gt "$left" ]; then
+    record "$3" SKIPPED "needs ${2}s, ${left}s left of the ${BUDGET_S}s budget: run --only $1"
+    return 1
+  fi
+}
+
+status_of() { case "$1" in 0) echo PASS;; 124|137) echo TIMEOUT;; *) echo FAIL;; esac; }
+
+if [ -n "$PY" ]; then
+  "$PY" - > "$OUTDIR/device.txt" 2>&1 <<'EOF'
+import torch
+from trainables.precision import cpu_bf16_flags, resolve_precision
+if torch.cuda.is_available():
+    d = torch.device("cuda", 0)
+    print(f"{torch.cuda.get_device_name(d)}, capability {torch.cuda.get_device_capability(d)}, "
+          f"torch {torch.__version__}, auto precision {resolve_precision('auto', d)}")
+else:
+    print(f"CPU only, torch {torch.__version__}, bf16 flags {cpu_bf16_flags()}, "
+          f"auto precision {resolve_precision('auto', torch.device('cpu'))}")
+EOF
+  record device "$( [ $? = 0 ] && echo PASS || echo FAIL )" "$(tail -n 1 "$OUTDIR/device.txt")"
+
+  # --- a: pytest -m gpu ----------------------------------------------------------------------
+  if want a "$TB_A" a_pytest_gpu; then
+  run_boxed a_pytest_gpu "$TB_A" "$PY" -m pytest -m gpu tests/test_gpu.py -q -ra -p no:cacheprovider
+  record a_pytest_gpu "$(status_of $RC)" \
+    "$(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUTDIR/a_pytest_gpu.log" | tail -n 1) (${SECS}s)"
+  fi
+
+  # --- b: bare loop vs one trial, and packed trials ---------------------------------------------
+  if want b "$TB_B" b_overhead; then
+  run_boxed b_overhead "$TB_B" "$PY" benchmarks/overhead.py --data-root "$ARCHSWEEP_DATA" \
+    "${OVERHEAD_ARGS[@]}" --json "$OUTDIR/overhead.json"
+  detail="$(grep -E '^ratio \(b\)/\(a\)' "$OUTDIR/b_overhead.log" | tail -n 1)"
+  packed="$(grep -E 'trial\(s\) at once' "$OUTDIR/b_overhead.log" | sed -E 's/ \(sum of.*\)//' \
+    | tr '\n' ';')"
+  record b_overhead "$(status_of $RC)" "${detail:-no ratio line} (goal >= 0.95); ${packed} (${SECS}s)"
+  fi
+
+  # --- c: the full variant-1 study at course budget ---------------------------------------------
+  if want c "$TB_C" c_variant1; then
+  run_boxed c_variant1 "$TB_C" "$PY" -m orchestrator.run search_spaces/resnet_tiny_imagenet.py \
+    --data-root "$ARCHSWEEP_DATA" --storage "$OUTDIR/runs" --fresh "${STUDY_ARGS[@]}"
+  # The final stage's test evaluation (evaluation/final.json), else the log's test-set line.
+  acc="$("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1]))["metrics"]
+print(f"test_acc {m[\"test_acc\"]:.4f}")' \
+    "$OUTDIR/runs/resnet_tiny_imagenet/evaluation/final.json" 2>/dev/null)"
+  [ -n "$acc" ] || acc="$(grep -oE 'test_acc [0-9.]+' "$OUTDIR/c_variant1.log" | tail -n 1)"
+  record c_variant1 "$(status_of $RC)" \
+    "wall ${SECS}s (goal <= 300 s), ${acc:-no final test accuracy} (goal >= 0.80)"
+  fi
+
+  # --- d: reference models ----------------------------------------------------------------------
+  if [ ! -f benchmarks/reference_table.py ]; then
+    record d_reference missing "benchmarks/reference_table.py is not in this checkout"
+  elif want d "$TB_D" d_reference; then
+    run_boxed d_reference "$TB_D" "$PY" benchmarks/reference_table.py "${REF_ARGS[@]}" \
+      --json "$OUTDIR/reference.json"
+    record d_reference "$(status_of $RC)" "$(tail -n 1 "$OUTDIR/d_reference.log") (${SECS}s)"
+  fi
+fi
+
+# --- table: JSON + markdown ---------------------------------------------------------------------
+TOTAL=$(( $(date +%s) - T0 ))
+python3 - "$RESULTS" "$OUTDIR" "$DRY" "$TOTAL" <<'EOF'
+import json, sys
+from pathlib import Path
+results, outdir, dry, total = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+rows = [dict(zip(("section", "status", "detail"), line.split("\t", 2)))
+        for line in results.read_text().splitlines() if line]
+doc = {"mode": "cpu-dry-run" if dry else "gpu", "total_s": int(total), "sections": rows}
+for name in ("overhead.json", "reference.json"):
+    p = outdir / name
+    if p.is_file():
+        try:
+            doc[name.removesuffix(".json")] = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            doc[name.removesuffix(".json")] = "unreadable"
+(outdir / "gpu_check.json").write_text(json.dumps(doc, indent=1))
+md = [f"# gpu_check ({doc['mode']}, {total} s)", "", "| section | status | detail |",
+      "|---|---|---|"]
+md += [f"| {r['section']} | {r['status']} | {r['detail'].replace('|', '/')} |" for r in rows]
+(outdir / "gpu_check.md").write_text("\n".join(md) + "\n")
+print("\n".join(md))
+EOF
+echo "written: $OUTDIR/gpu_check.json $OUTDIR/gpu_check.md (total ${TOTAL}s)"
+# Exit status: 0 only when every section passed (dry run: when the wiring works).
+! cut -f2 "$RESULTS" | grep -qvx 'PASS'
