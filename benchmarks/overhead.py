@@ -40,6 +40,8 @@ from trainables.loop import TrialSetup, run_trial
 from trainables.models import build_model
 from trainables.precision import autocast_context, resolve_precision
 
+# Above this spread of the bare loop's blocks, load changes swamp a 5% overhead.
+DRIFT_LIMIT = 0.15
 MODEL = {"model": "resnet", "channels": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "stem": "cifar"}
 
 
@@ -239,6 +241,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{', '.join(f'{steady(r):.1f}' for r in per_trial)}); {total / a_b:.2f}x bare loop"
         )
     print(f"(c)/(a): {c / a_c:.3f}  (archsweep's loop without Ray vs the bare loop around it)")
+    if drift > DRIFT_LIMIT:
+        print(
+            f"WARNING: the bare loop drifted {drift:.0%} during the run (> {DRIFT_LIMIT:.0%}): "
+            "the machine's load changed too much for the ratio to measure archsweep's overhead; "
+            "rerun when the load average is below the core count."
+        )
     if args.json:
         args.json.write_text(
             json.dumps(
