@@ -6,6 +6,7 @@ the report can say "no data" instead of showing an empty frame.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ matplotlib.use("Agg")  # headless: CI and clusters have no display
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from analysis.evaluation import Evaluation, class_name
 from analysis.rundir import Stage, Study, Trial
@@ -25,10 +28,50 @@ MAX_CURVES = 12  # more lines than this make a legend unreadable; the best ones 
 GREEN, RED = "#1a7f37", "#cf222e"
 
 
+# PNG text key holding the pixel boxes of the figure's data areas (axes interiors), so a test
+# can check that what lies inside the axes is more than a blank frame.
+AXES_KEY = "archsweep:axes"
+PAD_INCHES = 0.1
+
+
 def _save(fig: plt.Figure, path: Path) -> bool:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    """Save tightly cropped, recording each visible axes' box in pixels of the saved PNG."""
+    fig.canvas.draw()  # runs the layout, so the boxes below are final
+    renderer = fig.canvas.get_renderer()
+    crop = fig.get_tightbbox(renderer).padded(PAD_INCHES)  # what bbox_inches="tight" uses
+    boxes = [_pixel_box(ax, fig, crop) for ax in fig.axes if ax.axison or ax.images]
+    fig.savefig(
+        path,
+        dpi=DPI,
+        bbox_inches=Bbox(crop.get_points()),
+        facecolor="white",
+        metadata={AXES_KEY: json.dumps(boxes)},
+    )
     plt.close(fig)
     return True
+
+
+def _pixel_box(ax: plt.Axes, fig: plt.Figure, crop: Bbox) -> list[int]:
+    """The axes' box as [left, top, right, bottom] pixels of the image saved with `crop`."""
+    ext = ax.get_window_extent()  # display pixels at fig.dpi, origin bottom left
+    x0, x1 = ext.x0 / fig.dpi, ext.x1 / fig.dpi
+    y0, y1 = ext.y0 / fig.dpi, ext.y1 / fig.dpi
+    return [
+        round((x0 - crop.x0) * DPI),
+        round((crop.y1 - y1) * DPI),
+        round((x1 - crop.x0) * DPI),
+        round((crop.y1 - y0) * DPI),
+    ]
+
+
+def _epoch_axis(ax: plt.Axes) -> None:
+    """Epochs are whole numbers: no 1.25 / 1.5 ticks, even for a one- or two-epoch run."""
+    lo, hi = ax.get_xlim()
+    if hi - lo < 2:  # autoscale around one epoch gives 0.95..1.05; show it as a whole epoch
+        mid = round((lo + hi) / 2)
+        ax.set_xlim(min(lo, mid - 0.5), max(hi, mid + 0.5))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlabel("epoch")
 
 
 def _colours(n: int) -> list:
@@ -79,14 +122,25 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
             for key, style in ((train_key, "--"), (val_key, "-")):
                 s = _series(t, key)
                 if s is not None:
-                    ax.plot(*s, style, color=colour, lw=1.6, label=name if key == val_key else None)
+                    # Markers: a one-epoch trial is a point, which a bare line never draws.
+                    # Hollow markers for train, so one-epoch train and val points differ too.
+                    ax.plot(
+                        *s,
+                        style,
+                        marker="o",
+                        ms=4,
+                        mfc=colour if key == val_key else "white",
+                        color=colour,
+                        lw=1.6,
+                        label=name if key == val_key else None,
+                    )
     axes[0].set_ylabel(tm.score_title)
     axes[1].set_ylabel("loss")
     for ax in axes:
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
-    axes[1].plot([], [], "k--", label="train (dashed)")
-    axes[1].plot([], [], "k-", label="val (solid)")
+    axes[1].plot([], [], "k--", marker="o", mfc="white", label="train (dashed, ○)")
+    axes[1].plot([], [], "k-", marker="o", label="val (solid, ●)")
     shown = f" (best {len(trials)} of {total})" if total > len(trials) else ""
     axes[0].set_title(f"{stage.title}: {tm.score_title}{shown}")
     axes[1].set_title(f"{stage.title}: loss")
@@ -105,14 +159,14 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
         s = _series(t, tm.val_key)
         if s is None:
             continue
-        ax.plot(*s, "-", color=colour, lw=1.8, label=_legend_name(t, stage))
+        ax.plot(*s, "-", marker=".", color=colour, lw=1.8, label=_legend_name(t, stage))
         if np.isfinite(s[1]).any():
             i = int(np.nanargmax(s[1]))
             ax.plot(s[0][i], s[1][i], "o", color=colour, ms=6)
     vs = ", ".join(stage.compare) or "trials"
     shown = f", best {len(trials)} of {total}" if total > len(trials) else ""
     ax.set_title(f"{stage.title}: {METRIC_TITLES[tm.val_key]} by {vs}{shown} (● = best epoch)")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel(METRIC_TITLES[tm.val_key])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -122,13 +176,17 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
 def params_vs_score(
     study: Study, points: Sequence[tuple[str, str, float, float]], path: Path
 ) -> bool:
-    """Scatter of (stage, name, params M, best val score) for every trial with both."""
+    """Scatter of (stage, name, params M, best val score) for every trial with both.
+
+    Labels are placed where they overlap neither another label nor a point (see _place_labels);
+    a label with no free spot is listed under the plot instead of being drawn over another.
+    """
     if len(points) < 2:
         return False
     tm = task_metrics(study)
     stages = list(dict.fromkeys(p[0] for p in points))
     colours = dict(zip(stages, _colours(len(stages)), strict=True))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     for stage in stages:
         pts = [p for p in points if p[0] == stage]
         ax.scatter(
@@ -139,14 +197,70 @@ def params_vs_score(
             s=36,
             zorder=3,
         )
-        for p in pts:
-            ax.annotate(p[1], (p[2], p[3]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("parameters (M)")
     ax.set_ylabel(f"{METRIC_TITLES[tm.val_key]} (best)")
     ax.set_title("Parameters vs. validation score, every trial")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.margins(0.12)  # room for labels at the edges
+    # Outside the axes, so the legend never covers a point or a label.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    left = _place_labels(ax, [(p[2], p[3], p[1]) for p in points])
+    if left:
+        fig.text(
+            0.01,
+            -0.02,
+            "Not labelled (no free space): " + "; ".join(left),
+            fontsize=7,
+            va="top",
+            wrap=True,
+        )
     return _save(fig, path)
+
+
+# Label offsets in points, nearest first: right/left/above/below, then further out.
+_LABEL_OFFSETS = [
+    (dx * r, dy * r)
+    for r in (1.0, 2.2, 3.6)
+    for dx, dy in ((4, 3), (4, -3), (-4, 3), (-4, -3), (0, 6), (0, -6), (6, 0), (-6, 0))
+]
+
+
+def _place_labels(ax: plt.Axes, pts: list[tuple[float, float, str]]) -> list[str]:
+    """Annotate each point at the first offset whose text box is free; returns those left out.
+
+    Greedy in the order given, which is enough for a report's few dozen points; a box must lie
+    inside the axes and overlap no marker and no label placed before it.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    r = 4.0 * fig.dpi / 72  # marker radius in pixels (s=36 is a 6 pt marker)
+    taken = []
+    for x, y, _ in pts:
+        px, py = ax.transData.transform((x, y))
+        taken.append(Bbox([[px - r, py - r], [px + r, py + r]]))
+    left = []
+    for x, y, text in pts:
+        for dx, dy in _LABEL_OFFSETS:
+            ann = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7,
+                ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+            )
+            box = ann.get_window_extent(renderer)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(t) for t in taken):
+                taken.append(box)
+                break
+            ann.remove()
+        else:
+            left.append(f"{text} ({x:.2f}M, {y:.3f})")
+    return left
 
 
 def _short(name: str, n: int = 20) -> str:
@@ -155,7 +269,7 @@ def _short(name: str, n: int = 20) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
-def confusion_matrix(ev: Evaluation, path: Path) -> bool:
+def confusion_matrix(ev: Evaluation, path: Path, title: str | None = None) -> bool:
     """Counts coloured by row share (recall), so rare and frequent classes read alike."""
     cm = ev.confusion_matrix
     if cm is None or cm.size == 0:
@@ -187,7 +301,7 @@ def confusion_matrix(ev: Evaluation, path: Path) -> bool:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"Confusion matrix, test set ({ev.stage}; accuracy {acc:.3f})")
+    ax.set_title(f"Confusion matrix, test set ({title or ev.stage}; accuracy {acc:.1%})")
     return _save(fig, path)
 
 
@@ -199,7 +313,18 @@ def _show(ax: plt.Axes, img: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def sample_predictions(ev: Evaluation, path: Path) -> bool:
+def _show_mask(ax: plt.Axes, mask: np.ndarray) -> None:
+    """A binary mask on a fixed 0..1 scale: all-rock is white, nothing predicted is black.
+
+    imshow would otherwise stretch a constant mask to one end of the scale, so an all-rock
+    prediction looked like an empty one.
+    """
+    ax.imshow(mask.astype(float), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def sample_predictions(ev: Evaluation, path: Path, title: str | None = None) -> bool:
     """Test images with true and predicted class; green title when right, red when wrong."""
     a = ev.arrays
     if not all(k in a for k in ("sample_images", "sample_true", "sample_pred")):
@@ -224,7 +349,7 @@ def sample_predictions(ev: Evaluation, path: Path) -> bool:
             spine.set_edgecolor(GREEN if ok else RED)
             spine.set_linewidth(2.5)
     right = int(sum(int(yt[i]) == int(yp[i]) for i in range(n)))
-    fig.suptitle(f"{n} test images ({ev.stage}): {right} correct", fontsize=11)
+    fig.suptitle(f"{n} test images ({title or ev.stage}): {right} correct", fontsize=11)
     return _save(fig, path)
 
 
@@ -233,7 +358,9 @@ def _binary(mask: np.ndarray) -> np.ndarray:
     return m > (127 if m.max() > 1 else 0)  # masks may be {0,1} or {0,255}
 
 
-def segmentation_triptych(ev: Evaluation, path: Path, max_rows: int = 5) -> bool:
+def segmentation_triptych(
+    ev: Evaluation, path: Path, max_rows: int = 5, title: str | None = None
+) -> bool:
     """Rows of input / predicted mask / ground truth, each titled with its IoU."""
     a = ev.arrays
     if not all(k in a for k in ("sample_images", "sample_masks_true", "sample_masks_pred")):
@@ -249,16 +376,16 @@ def segmentation_triptych(ev: Evaluation, path: Path, max_rows: int = 5) -> bool
         union = np.logical_or(pred, true).sum()
         iou = np.logical_and(pred, true).sum() / union if union else 1.0
         _show(axes[i, 0], a["sample_images"][i])
-        _show(axes[i, 1], pred.astype(np.uint8) * 255)
-        _show(axes[i, 2], true.astype(np.uint8) * 255)
+        _show_mask(axes[i, 1], pred)
+        _show_mask(axes[i, 2], true)
         axes[i, 0].set_title(f"input #{i}", fontsize=9)
         axes[i, 1].set_title(f"predicted mask (IoU {iou:.2f})", fontsize=9)
         axes[i, 2].set_title("ground truth", fontsize=9)
-    fig.suptitle(f"Segmentation samples ({ev.stage})", fontsize=11)
+    fig.suptitle(f"Segmentation samples ({title or ev.stage})", fontsize=11)
     return _save(fig, path)
 
 
-def gradient_flow(ev: Evaluation, path: Path) -> bool:
+def gradient_flow(ev: Evaluation, path: Path, title: str | None = None) -> bool:
     """Per-layer gradient norm, input to output, log scale (vanishing shows as a falling bar)."""
     pts = [(str(g.get("layer")), float(g.get("norm", np.nan))) for g in ev.grad_norms]
     pts = [(n, v) for n, v in pts if np.isfinite(v)]
@@ -271,6 +398,6 @@ def gradient_flow(ev: Evaluation, path: Path) -> bool:
         ax.set_yscale("log")
     ax.set_xticks(range(len(pts)), names, rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("gradient L2 norm")
-    ax.set_title(f"Gradient flow per layer ({ev.stage}), input → output")
+    ax.set_title(f"Gradient flow per layer ({title or ev.stage}), input → output")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

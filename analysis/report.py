@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import figures
+from analysis import figures, optuna_figures
+from analysis.conclusions import stage_conclusions
 from analysis.document import (
     Block,
     Bullets,
@@ -35,6 +36,9 @@ from analysis.summary import (
     METRIC_TITLES,
     RISING_EPOCHS,
     RISING_RATIO,
+    STABILITY_EPOCHS,
+    classes_text,
+    is_smoke,
     task_metrics,
     trial_stats,
 )
@@ -47,6 +51,9 @@ from analysis.tables import (
     infeasible_table,
     markdown_view,
     per_class_table,
+    stage_table,
+    stage_title,
+    summary_constants,
     summary_rows,
     summary_table,
     test_metrics_table,
@@ -191,7 +198,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         _evaluation_section(b, ev)
     if len(evals) > 1:
         b.add(Heading(2, "Test metrics across evaluations"))
-        b.table(test_metrics_table(evals))
+        b.table(test_metrics_table(evals, study=study))
     _constraints_section(b)
 
     title = f"archsweep report: {study.name}"
@@ -206,13 +213,6 @@ def _header(b: ReportBuilder) -> None:
     if s.description:
         b.add(Paragraph(s.description))
     counts = Counter(t.status for t in s.all_trials())
-    data = s.data
-    shown = ("dataset", "folder", "train", "val", "test")
-    data_bits = [f"{k} {data[k]}" for k in shown if k in data]
-    if data.get("targets"):  # "N classes" or "binary masks" (format 2)
-        data_bits.append(str(data["targets"]))
-    elif data.get("class_names"):
-        data_bits.append(f"{len(data['class_names'])} classes")
     b.add(
         Bullets(
             [
@@ -221,10 +221,23 @@ def _header(b: ReportBuilder) -> None:
                 f"Status: {s.status}; {len(s.stages)} stage(s), {sum(counts.values())} trial(s) ("
                 + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
                 + ")",
-                *(["Data: " + ", ".join(data_bits)] if data_bits else []),
+                _run_settings_text(s),
             ]
         )
     )
+    data_lines = _stage_data_lines(s)
+    if data_lines:
+        b.add(Paragraph("Data of each stage (from its trials' configuration; the counts are those "
+                        "of the data set the study read last):"))
+        b.add(Bullets(data_lines))
+    if is_smoke(s):
+        b.add(
+            Note(
+                "smoke run (--smoke): every number below comes from a pipeline check of a few "
+                "batches, not from the course's budget; the 'budget' column of each table says "
+                "what each trial trained with."
+            )
+        )
     if not s.finished:
         b.add(
             Note(
@@ -240,6 +253,77 @@ def _header(b: ReportBuilder) -> None:
                     + (" and has no trials yet." if not stage.trials else ".")
                 )
             )
+
+
+def _run_settings_text(s: Study) -> str:
+    rs = s.record.run_settings
+    over = rs.get("set") or {}
+    text = "Run: " + ("smoke run (--smoke)" if rs.get("smoke") else "full budget (no --smoke)")
+    if over:
+        text += "; --set " + ", ".join(f"{k}={fmt_value(v)}" for k, v in over.items())
+    return text
+
+
+def _stage_data_lines(s: Study) -> list[str]:
+    """One line per stage naming its own data; study.json's "data" adds the last stage's counts.
+
+    study.json records the data of the stage that ran last only; earlier stages (MNIST before a
+    CIFAR stage in cnn_vs_fc) are described from their trials' own configuration.
+    """
+    ran = [st for st in s.stages if any(t.config for t in st.trials)]
+    lines = []
+    for stage in ran:
+        bits = _config_data_bits([t.config for t in stage.trials if t.config], s)
+        if stage is ran[-1]:
+            bits += _recorded_data_bits(s, bits)
+        if bits:
+            lines.append(f"{stage.title}: " + ", ".join(dict.fromkeys(bits)))
+    if not lines:  # no trial configs (an old or sparse study.json): what study.json says
+        bits = _recorded_data_bits(s, [])
+        if bits:
+            lines.append("all stages: " + ", ".join(bits))
+    return lines
+
+
+def _config_data_bits(configs: list[dict], s: Study) -> list[str]:
+    def values(key: str) -> list[str]:
+        return list(dict.fromkeys(str(c[key]) for c in configs if c.get(key) is not None))
+
+    bits = []
+    names = values("dataset")
+    if names:
+        bits.append("data set " + " / ".join(names))
+    folders = list(dict.fromkeys(Path(d).name for d in values("data_dir")))
+    if folders:
+        bits.append("folder " + " / ".join(folders))
+    classes = list(dict.fromkeys(filter(None, (classes_text(c, s) for c in configs))))
+    bits += classes
+    sizes = values("image_size")
+    if sizes:
+        bits.append("image size " + " / ".join(f"{v}px" for v in sizes))
+    return bits
+
+
+def _recorded_data_bits(s: Study, have: list[str]) -> list[str]:
+    """study.json "data": the folder actually read and the split sizes."""
+    d = s.data
+    bits = []
+    if d.get("dataset") and not any(b.startswith("data set") for b in have):
+        bits.append(f"data set {d['dataset']}")
+    if d.get("folder"):
+        bits.append(f"folder {d['folder']}")
+    if s.trainable == "segmentation":
+        bits.append("binary masks")  # not "1 classes": the class list names the positive class
+    elif d.get("targets"):
+        bits.append(str(d["targets"]))
+    elif d.get("class_names") and not any("class" in b for b in have):
+        bits.append(f"{len(d['class_names'])} classes")
+    split = [f"{d[k]} {k}" for k in ("train", "val", "test") if k in d]
+    if split:
+        bits.append(" / ".join(split))
+    if d.get("image_size") and not any(b.startswith("image size") for b in have):
+        bits.append(f"image size {d['image_size']}px")
+    return bits
 
 
 def _summary_section(b: ReportBuilder) -> None:
@@ -263,6 +347,18 @@ def _summary_section(b: ReportBuilder) -> None:
             )
         )
     )
+    same = summary_constants(s)
+    if same:
+        b.add(Paragraph(f"Same in every row: {same}."))
+    b.add(
+        Paragraph(
+            "Accuracies in %; the 'budget' column gives each row's epochs, image size, classes "
+            "and share of the training data."
+            if tm.score == "acc"
+            else "The 'budget' column gives each row's epochs, image size and share of the "
+            "training data."
+        )
+    )
     b.table(summary_table(s))
     b.add(Heading(2, "Best trial per stage"))
     b.table(best_per_stage_table(s))
@@ -282,10 +378,11 @@ def _all_trials_section(b: ReportBuilder) -> None:
     table = all_trials_table(s)
     b.table(table, markdown_view(table, CSV_ONLY))
     points = []
+    titles = {stage.name: stage.title or stage.name for stage in s.stages}
     for t in s.all_trials():
         st = trial_stats(t, s)
         if t.params is not None and st.val_best is not None:
-            points.append((t.stage, t.name, t.params / 1e6, st.val_best))
+            points.append((titles[t.stage], t.name, t.params / 1e6, st.val_best))
     b.figure(
         "params_vs_score",
         "Parameters against best validation score, every trial",
@@ -302,7 +399,7 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
         Paragraph(
             f"Stage '{stage.name}' ({stage.status}): {len(stage.trials)} trial(s), "
             + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
-            + f"; scheduler {stage.scheduler or 'n/a'}; {stage.epochs or '?'} epochs; compares "
+            + f"; scheduler {stage.scheduler or 'n/a'}; {_epochs_text(stage.epochs)}; compares "
             + (", ".join(stage.compare) or "nothing (single configuration)")
             + "."
         )
@@ -310,6 +407,18 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
     notes = [f"{t.name}: {n}" for t in stage.trials for n in t.notes]
     if notes:
         b.add(Note("some trials lack data: " + "; ".join(notes)))
+    if stage.trials:
+        b.add(
+            Paragraph(
+                f"Stability: std of {METRIC_TITLES[tm.val_key]} over each trial's last "
+                f"{STABILITY_EPOCHS} epochs (— with fewer epochs); seed spread: std of the best "
+                "value over trials of the same configuration with other seeds (— when each "
+                "configuration ran once)."
+            )
+        )
+        b.table(stage_table(stage, s))
+        b.add(Heading(3, f"Conclusions ({stage.title})"))
+        b.add(Bullets(stage_conclusions(stage, s)))
     drew = b.figure(
         f"curves_{stage.name}",
         f"{stage.title}: {tm.score_title} and loss per epoch (train dashed, val solid)",
@@ -323,13 +432,51 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
             f"{stage.title}: {METRIC_TITLES[tm.val_key]} of all trials together",
             lambda p: figures.comparison(stage, s, p),
         )
+    if optuna_figures.is_optuna_stage(stage):
+        _optuna_section(b, stage)
+
+
+def _epochs_text(epochs: int | None) -> str:
+    if epochs is None:
+        return "? epochs"
+    return f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs"
+
+
+def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
+    """Optuna's history and importances, from a study rebuilt out of the recorded trials."""
+    b.add(Heading(3, f"Optuna search ({stage.title})"))
+    try:
+        ostudy = optuna_figures.rebuild_study(stage, b.study)
+    except ValueError as exc:
+        b.add(Paragraph(f"No Optuna figures: {exc}."))
+        return
+    b.add(
+        Paragraph(
+            f"Rebuilt from the {len(ostudy.trials)} recorded trial(s) of this stage (ASHA stops "
+            "count as pruned, errors as failed); objective: best {b.study.metric} of each trial."
+        )
+    )
+    drew = b.figure(
+        f"optuna_history_{stage.name}",
+        f"{stage.title}: Optuna optimization history",
+        lambda p: optuna_figures.optimization_history(ostudy, p, stage.title or stage.name),
+    )
+    drew |= b.figure(
+        f"optuna_importances_{stage.name}",
+        f"{stage.title}: Optuna parameter importances",
+        lambda p: optuna_figures.param_importances(ostudy, p, stage.title or stage.name),
+    )
+    if not drew:
+        b.add(Paragraph("No Optuna figures: the stage has no completed trial yet."))
 
 
 def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
-    b.add(Heading(2, f"Test evaluation: {ev.stage}"))
+    title = stage_title(b.study, ev.stage)
+    b.add(Heading(2, f"Test evaluation: {title}"))
     facts = [
         f"{k}: {v}"
         for k, v in (
+            ("stage", ev.stage if ev.stage != title else None),
             ("trial", ev.trial_id),
             ("checkpoint", ev.checkpoint),
             ("parameters", _params_text(ev.params)),
@@ -341,20 +488,23 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
     for n in ev.notes:
         b.add(Note(n))
     if ev.metrics:
-        b.table(test_metrics_table([ev], name=f"test_metrics_{ev.stage}"))
+        b.table(test_metrics_table([ev], name=f"test_metrics_{ev.stage}", study=b.study))
     if ev.task == "segmentation":
         b.figure(
             f"triptych_{ev.stage}",
-            "Input, predicted mask and ground truth (test set)",
-            lambda p: figures.segmentation_triptych(ev, p),
+            "Input, predicted mask and ground truth (test set; masks on a fixed 0..1 scale: "
+            "white = rock, black = background)",
+            lambda p: figures.segmentation_triptych(ev, p, title=title),
         )
     else:
-        _classification_eval(b, ev)
+        _classification_eval(b, ev, title)
     b.figure(
-        f"gradflow_{ev.stage}", "Gradient norm per layer", lambda p: figures.gradient_flow(ev, p)
+        f"gradflow_{ev.stage}",
+        "Gradient norm per layer",
+        lambda p: figures.gradient_flow(ev, p, title=title),
     )
     if ev.model_summary:
-        b.add(Heading(3, f"Architecture ({ev.stage})"))
+        b.add(Heading(3, f"Architecture ({title})"))
         b.add(Paragraph(f"Parameters: {_params_text(ev.params)}."))
         b.add(Code(ev.model_summary, "print(model)"))
 
@@ -363,23 +513,23 @@ def _params_text(n: int | None) -> str | None:
     return None if n is None else f"{n:,} ({n / 1e6:.2f} M)"
 
 
-def _classification_eval(b: ReportBuilder, ev: Evaluation) -> None:
+def _classification_eval(b: ReportBuilder, ev: Evaluation, title: str) -> None:
     if ev.per_class:
-        b.add(Heading(3, f"Per-class precision, recall and F1 ({ev.stage})"))
+        b.add(Heading(3, f"Per-class precision, recall and F1 ({title})"))
         b.table(per_class_table(ev))
     b.figure(
         f"confusion_{ev.stage}",
         "Confusion matrix on the test set (colour = row share)",
-        lambda p: figures.confusion_matrix(ev, p),
+        lambda p: figures.confusion_matrix(ev, p, title=title),
     )
     b.figure(
         f"samples_{ev.stage}",
         "Test images with true and predicted class (green = right, red = wrong)",
-        lambda p: figures.sample_predictions(ev, p),
+        lambda p: figures.sample_predictions(ev, p, title=title),
     )
     conf = confused_table(ev)
     if conf.rows:
-        b.add(Heading(3, f"Most confused class pairs ({ev.stage})"))
+        b.add(Heading(3, f"Most confused class pairs ({title})"))
         b.table(conf)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,3 +174,152 @@ def stop_reason(trial: Trial, stage: Stage) -> str:
     if trial.reason:
         return f"{trial.status}: {trial.reason}"
     return trial.status
+
+
+# --- budget: what a number was trained with (issue 14) ----------------------------------------
+
+# Keys that identify one run of a configuration rather than the configuration itself: two trials
+# that differ only in these are the same configuration run with another seed.
+RUN_KEYS = ("seed", "label")
+
+
+def classes_text(config: dict[str, Any], study: Study) -> str | None:
+    """The class selection of a config as the reader needs it ("10 classes", "all 200 classes")."""
+    if study.trainable == "segmentation":
+        return "binary masks"
+    classes = config.get("classes")
+    if isinstance(classes, bool):
+        return None
+    if isinstance(classes, int):
+        return f"{classes} class" if classes == 1 else f"{classes} classes"
+    if isinstance(classes, list | tuple):
+        return f"{len(classes)} chosen classes"
+    if isinstance(classes, dict) and isinstance(classes.get("n"), int):
+        return f"{classes['n']} classes (seed {classes.get('seed')})"
+    n = len(study.data.get("class_names") or []) if _same_data(config, study) else 0
+    return f"all {n} classes" if n else "all classes"
+
+
+def _same_data(config: dict[str, Any], study: Study) -> bool:
+    """Whether study.json's "data" (the last stage's data) describes this config's data set."""
+    ds = study.data.get("dataset")
+    return ds is not None and config.get("dataset", ds) == ds
+
+
+def budget_parts(config: dict[str, Any], study: Study, epochs: int | None = None) -> list[str]:
+    """[epochs, image size, classes, data share] of one trial config; only what is known."""
+    parts = []
+    ep = config.get("epochs", epochs)
+    if isinstance(ep, int):
+        parts.append(f"{ep} ep")
+    size = config.get("image_size")
+    if size is None and _same_data(config, study):
+        size = study.data.get("image_size")
+    if isinstance(size, int):
+        parts.append(f"{size}px")
+    cls = classes_text(config, study)
+    if cls:
+        parts.append(cls)
+    parts.append(data_share_text(config, study))
+    return parts
+
+
+def data_share_text(config: dict[str, Any], study: Study) -> str:
+    """"all train data", or the cap max_batches puts on each epoch (a smoke run's 2 batches)."""
+    mb = config.get("max_batches")
+    if not isinstance(mb, int) or isinstance(mb, bool):
+        return "full train set"
+    text = f"{mb} batch{'es' if mb != 1 else ''}/ep"
+    bs, train = config.get("batch_size"), study.data.get("train")
+    if isinstance(bs, int) and isinstance(train, int) and train > 0 and _same_data(config, study):
+        share = min(1.0, mb * bs / train)
+        text += f" ({share:.1%} of train)"
+    return text
+
+
+def budget_text(config: dict[str, Any], study: Study, epochs: int | None = None) -> str:
+    """One line: "1 ep, 64px, 10 classes, 2 batches/ep (1.4% of train)"."""
+    return ", ".join(budget_parts(config, study, epochs))
+
+
+def is_smoke(study: Study) -> bool:
+    return bool(study.record.run_settings.get("smoke"))
+
+
+# --- stability and seeds (issue 12 E.2) --------------------------------------------------------
+
+STABILITY_EPOCHS = 3
+
+
+def last_epochs_std(trial: Trial, key: str, n: int = STABILITY_EPOCHS) -> float | None:
+    """Population std of `key` over the trial's last n epochs; None with fewer than n epochs."""
+    vals = [finite(r.get(key)) for r in trial.curve[-n:]]
+    vals = [v for v in vals if v is not None]
+    if len(trial.curve) < n or len(vals) < n:
+        return None
+    mean = sum(vals) / n
+    return (sum((v - mean) ** 2 for v in vals) / n) ** 0.5
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """The configuration without its seed and label, as a comparable string."""
+    return json.dumps(
+        {k: v for k, v in config.items() if k not in RUN_KEYS}, sort_keys=True, default=str
+    )
+
+
+def sample_std(values: list[float]) -> float | None:
+    """Sample standard deviation (n-1), None below two values."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+@dataclass
+class SeedGroup:
+    """Trials of one configuration that differ only by seed."""
+
+    key: str
+    trials: list[Trial]
+    values: list[float]  # best val score of each trial that has one
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [t.config.get("seed") for t in self.trials]
+
+    @property
+    def repeated(self) -> bool:
+        return len(set(map(str, self.seeds))) > 1 and len(self.values) > 1
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return sample_std(self.values) if self.repeated else None
+
+
+def seed_groups(trials: list[Trial], study: Study) -> list[SeedGroup]:
+    """Group ranked trials by configuration minus seed, in first-seen order."""
+    groups: dict[str, SeedGroup] = {}
+    for t in trials:
+        if t.status in ("infeasible", "error"):
+            continue
+        g = groups.setdefault(config_key(t.config), SeedGroup(config_key(t.config), [], []))
+        g.trials.append(t)
+        v = trial_stats(t, study).val_best
+        if v is not None:
+            g.values.append(v)
+    return list(groups.values())
+
+
+def seed_noise(groups: list[SeedGroup]) -> float | None:
+    """Pooled seed-to-seed std of the best val score over every repeated configuration."""
+    num = den = 0.0
+    for g in groups:
+        if g.std is not None:
+            num += g.std**2 * (len(g.values) - 1)
+            den += len(g.values) - 1
+    return (num / den) ** 0.5 if den else None

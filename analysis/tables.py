@@ -15,6 +15,10 @@ from analysis.evaluation import Evaluation, confused_pairs
 from analysis.rundir import Stage, Study, Trial
 from analysis.summary import (
     METRIC_TITLES,
+    STABILITY_EPOCHS,
+    budget_text,
+    last_epochs_std,
+    seed_groups,
     stage_best_trial,
     stop_reason,
     task_metrics,
@@ -61,6 +65,27 @@ def fmt_seconds(v: Any) -> str:
 
 def fmt_signed(v: Any) -> str:
     return "—" if v is None else f"{v:+.3f}"
+
+
+def fmt_pct(v: Any) -> str:
+    """A fraction in [0, 1] as a percentage with one decimal (the course's summary)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{100 * float(v):.1f}%"
+
+
+def fmt_pct_signed(v: Any) -> str:
+    """A difference of fractions in percentage points."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{100 * float(v):+.1f} pt"
+
+
+def fmt_pt(v: Any) -> str:
+    """A spread of fractions in percentage points (std over epochs or seeds)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{100 * float(v):.2f} pt"
 
 
 @dataclass
@@ -196,6 +221,7 @@ def _all_trials_columns(study: Study, timing: list[Column]) -> list[Column]:
         Column("overfitting", "overfitting?"),
         *timing,
         Column("stop_reason", "stop reason"),
+        Column("budget", "budget"),
         Column("wall_time_s", "wall time", fmt_seconds),
         Column("notes", "notes"),
         Column("trial_id", "trial id"),
@@ -231,6 +257,7 @@ def _all_trials_row(
         st.verdict,
         *[times[c.key] for c in timing],
         stop_reason(t, stage),
+        budget_text(t.config, study, stage.epochs),
         t.wall_time_s,
         "; ".join(t.notes) or None,
         t.trial_id,
@@ -263,25 +290,54 @@ def summary_rows(study: Study) -> tuple[list[Trial], bool]:
     return [t for t in bests if t is not None], False
 
 
+# Settings a reader wants to see once even when no stage compares them.
+COMMON_SETTINGS = ("optimizer", "lr", "batch_size", "weight_decay", "scheduler", "augment", "loss")
+
+
+def _summary_keys(study: Study, trials: list[Trial]) -> tuple[list[str], list[str]]:
+    """(keys that differ between the summary's rows, keys equal in every row)."""
+    keys = study_compare_keys(study)
+    keys += [k for k in varying_keys(trials) if k not in keys]
+    varying = set(varying_keys(trials))
+    shown = [k for k in keys if k in varying]
+    same = [k for k in [*keys, *COMMON_SETTINGS] if k not in varying]
+    same = [k for k in dict.fromkeys(same) if trials and all(k in t.config for t in trials)]
+    return shown, same
+
+
+def summary_constants(study: Study) -> str:
+    """The settings every summary row shares, as "k=v, ..." (shown once above the table)."""
+    trials, _ = summary_rows(study)
+    _, same = _summary_keys(study, trials)
+    return fmt_config(trials[0].config, same) if trials else ""
+
+
+def _score_fmt(study: Study) -> Callable[[Any], str]:
+    """Accuracies as % (the course's summary); IoU stays a fraction, as segmentation papers do."""
+    return fmt_pct if task_metrics(study).score == "acc" else fmt_value
+
+
 def summary_table(study: Study) -> Table:
     """The course's summary: stage, configuration, params, val/train score, gap, overfitting."""
     tm = task_metrics(study)
     trials, _ = summary_rows(study)
-    # The study's compared dimensions plus whatever else differs between the rows (the final
-    # stage's longer training, a U-Net vs. backbone model name).
-    keys = study_compare_keys(study)
-    keys += [k for k in varying_keys(trials) if k not in keys]
+    # What differs between rows (the compared dimensions, the final stage's longer training, a
+    # U-Net vs. backbone model name); settings equal in every row go above the table instead.
+    keys, _ = _summary_keys(study, trials)
+    pct = _score_fmt(study)
+    unit = " %" if pct is fmt_pct else ""
     columns = [
         Column("stage", "stage"),
         Column("label", "label"),
         Column("configuration", "configuration"),
         Column("params_m", "params (M)", lambda v: "—" if v is None else f"{v:.2f}"),
-        Column(f"{tm.val_key}_best", f"{METRIC_TITLES[tm.val_key]} (best)"),
-        Column(f"{tm.val_key}_final", f"{METRIC_TITLES[tm.val_key]} (final)"),
-        Column(f"{tm.train_key}_final", f"{METRIC_TITLES[tm.train_key]} (final)"),
-        Column("gap", "train−val gap (final)", fmt_signed),
+        Column(f"{tm.val_key}_best", f"{METRIC_TITLES[tm.val_key]}{unit} (best)", pct),
+        Column(f"{tm.val_key}_final", f"{METRIC_TITLES[tm.val_key]}{unit} (final)", pct),
+        Column(f"{tm.train_key}_final", f"{METRIC_TITLES[tm.train_key]}{unit} (final)", pct),
+        Column("gap", "train−val gap (final)", fmt_pct_signed if unit else fmt_signed),
         Column("overfitting", "overfitting?"),
         Column("best_epoch", "best epoch"),
+        Column("budget", "budget"),
         Column("status", "status"),
         Column("best_in_stage", "best of stage", lambda v: BEST_MARK if v else ""),
     ]
@@ -306,11 +362,72 @@ def summary_table(study: Study) -> Table:
                 st.gap,
                 st.verdict,
                 st.best_epoch,
+                budget_text(t.config, study, stage.epochs),
                 t.status if not t.reason else f"{t.status}: {t.reason}",
                 is_best,
             ]
         )
     return Table("summary", columns, rows, bold)
+
+
+def stage_table(stage: Stage, study: Study) -> Table:
+    """One stage's trials: score, convergence, overfitting and stability (E.2), with budget.
+
+    'stability' is the std of the val score over the last STABILITY_EPOCHS epochs of each trial;
+    'seed spread' the std of the best val score over the trials that ran the same configuration
+    with different seeds (empty when the stage ran each configuration once).
+    """
+    tm = task_metrics(study)
+    pct = _score_fmt(study)
+    spread = fmt_pt if pct is fmt_pct else fmt_value
+    keys = shown_keys(stage, study)
+    feasible = [t for t in stage.trials if t.status != "infeasible"]
+    keys = keys + [k for k in varying_keys(feasible) if k not in keys]
+    group_of = {id(t): g for g in seed_groups(stage.trials, study) for t in g.trials}
+    best = stage_best_trial(stage, study)
+    columns = [
+        Column("trial", "trial"),
+        Column("configuration", "configuration"),
+        Column("params_m", "params (M)", lambda v: "—" if v is None else f"{v:.2f}"),
+        Column(f"{tm.val_key}_best", f"{METRIC_TITLES[tm.val_key]} (best)", pct),
+        Column(f"{tm.val_key}_final", f"{METRIC_TITLES[tm.val_key]} (final)", pct),
+        Column("best_epoch", "best epoch"),
+        Column("epochs_run", "epochs run"),
+        Column("overfitting", "overfitting?"),
+        Column(
+            f"{tm.val_key}_std_last{STABILITY_EPOCHS}",
+            f"stability: std of {METRIC_TITLES[tm.val_key]} over last {STABILITY_EPOCHS} epochs",
+            spread,
+        ),
+        Column("seed_std", "seed spread: std of best over seeds", spread),
+        Column("seeds", "seeds"),
+        Column("budget", "budget"),
+        Column("stop_reason", "stop reason"),
+    ]
+    rows, bold = [], set()
+    for t in stage.trials:
+        if t is best:
+            bold.add(len(rows))
+        st = trial_stats(t, study)
+        g = group_of.get(id(t))
+        rows.append(
+            [
+                t.name,
+                fmt_config(t.config, keys),
+                None if t.params is None else t.params / 1e6,
+                st.val_best,
+                st.val_final,
+                st.best_epoch,
+                None if t.status == "infeasible" else t.epochs_run,
+                st.verdict,
+                last_epochs_std(t, tm.val_key),
+                g.std if g else None,
+                len(g.values) if g and g.repeated else None,
+                budget_text(t.config, study, stage.epochs),
+                stop_reason(t, stage),
+            ]
+        )
+    return Table(f"stage_{stage.name}", columns, rows, bold)
 
 
 def _summary_best(study: Study, trials: list[Trial]) -> set[int]:
@@ -334,15 +451,20 @@ def best_per_stage_table(study: Study) -> Table:
         Column("trial", "best trial"),
         Column("configuration", "configuration"),
         Column("params_m", "params (M)", lambda v: "—" if v is None else f"{v:.2f}"),
-        Column(study.metric, f"{METRIC_TITLES.get(study.metric, study.metric)} ({study.mode})"),
+        Column(
+            study.metric,
+            f"{METRIC_TITLES.get(study.metric, study.metric)} ({study.mode})",
+            fmt_pct if study.metric == "val_acc" else fmt_value,
+        ),
         Column("best_epoch", "best epoch"),
+        Column("budget", "budget"),
         Column("checkpoint", "checkpoint"),
     ]
     rows = []
     for stage in study.stages:
         t = stage_best_trial(stage, study)
         if t is None:
-            rows.append([stage.title, None, None, None, None, None, None])
+            rows.append([stage.title, None, None, None, None, None, None, None])
             continue
         st = trial_stats(t, study)
         value = st.best_value
@@ -357,6 +479,7 @@ def best_per_stage_table(study: Study) -> Table:
                 None if t.params is None else t.params / 1e6,
                 value,
                 st.best_epoch,
+                budget_text(t.config, study, stage.epochs),
                 ckpt,
             ]
         )
@@ -386,18 +509,50 @@ def infeasible_table(study: Study) -> Table:
     return Table("infeasible", columns, rows)
 
 
-def test_metrics_table(evals: Sequence[Evaluation], name: str = "test_metrics") -> Table:
-    """One row per evaluation: compares e.g. the base U-Net with the backbone U-Net."""
+def test_metrics_table(
+    evals: Sequence[Evaluation],
+    name: str = "test_metrics",
+    study: Study | None = None,
+) -> Table:
+    """One row per evaluation: compares e.g. the base U-Net with the backbone U-Net.
+
+    With the study, each row names the stage by its title and states the budget the evaluated
+    trial was trained with (a smoke run's test accuracy must not pass for a course result).
+    """
     keys: list[str] = []
     for ev in evals:
         keys += [k for k in ev.metrics if k not in keys]
     columns = [
         Column("stage", "evaluated stage"),
+        *([Column("title", "stage title")] if study else []),
         Column("params", "params (M)", fmt_params),
         *[Column(k, k.replace("_", " ")) for k in keys],
+        *([Column("budget", "budget")] if study else []),
     ]
-    rows = [[ev.stage, ev.params, *[ev.metrics.get(k) for k in keys]] for ev in evals]
+    rows = []
+    for ev in evals:
+        row = [ev.stage, ev.params, *[ev.metrics.get(k) for k in keys]]
+        if study is not None:
+            row.insert(1, stage_title(study, ev.stage))
+            row.append(evaluation_budget(study, ev))
+        rows.append(row)
     return Table(name, columns, rows)
+
+
+def stage_title(study: Study, name: str) -> str:
+    """A stage's title (what the reader knows it by), its name when it has none or is unknown."""
+    return next((s.title or s.name for s in study.stages if s.name == name), name)
+
+
+def evaluation_budget(study: Study, ev: Evaluation) -> str | None:
+    """The budget of the trial an evaluation tested (by trial id, else the stage's best)."""
+    for stage in study.stages:
+        if stage.name != ev.stage:
+            continue
+        trial = next((t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id), None)
+        trial = trial or stage_best_trial(stage, study)
+        return budget_text(trial.config, study, stage.epochs) if trial else None
+    return None
 
 
 def per_class_table(ev: Evaluation) -> Table:

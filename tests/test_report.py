@@ -231,6 +231,7 @@ def test_rerun_replaces_stale_outputs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "old.png").write_bytes(b"stale")
+    (out / ".archsweep-report").write_text("")  # an earlier report's folder (see report_out)
     assert main([str(run), "--out", str(out)]) == 0
     assert not (out / "figures" / "old.png").exists()
     _assert_self_contained(out)

@@ -1,0 +1,221 @@
+"""Written conclusions per stage, generated from the numbers the tables show (issue 12).
+
+Each stage gets a few sentences: which variant won and by how much (against the seed-to-seed
+noise when the stage repeated a configuration with other seeds), which converged fastest (epoch
+of the best val score), which overfits (summary.py's verdict: gap and val-loss trend) and what
+the winner costs in parameters. Every sentence is a reading of a number in the stage table; where
+the numbers cannot decide (a tie within TIE_POINTS, a margin inside the noise, too few epochs) the
+sentence says so instead of naming a winner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis.rundir import Stage, Study, Trial
+from analysis.summary import (
+    GAP_THRESHOLD,
+    METRIC_TITLES,
+    RISING_EPOCHS,
+    SeedGroup,
+    seed_groups,
+    seed_noise,
+    task_metrics,
+    trial_stats,
+)
+from analysis.tables import fmt_config, shown_keys, varying_keys
+
+# A margin below half a point (of accuracy or IoU) is a tie: one test image in 200 or so.
+TIE_POINTS = 0.5
+# A margin within this many seed-to-seed standard deviations is not a reliable ranking.
+NOISE_FACTOR = 2.0
+EARLY_STOPS = ("asha_stopped", "stopped")
+
+
+@dataclass
+class Variant:
+    """One configuration of a stage (its seeds pooled) and the numbers the sentences use."""
+
+    name: str
+    group: SeedGroup
+
+    @property
+    def score(self) -> float:
+        assert self.group.mean is not None
+        return self.group.mean
+
+    @property
+    def params(self) -> int | None:
+        return self.group.trials[0].params
+
+
+def _pts(fraction: float) -> str:
+    return f"{100 * fraction:.1f}"
+
+
+def _score_text(v: Variant) -> str:
+    g = v.group
+    if g.std is not None:
+        return f"{_pts(v.score)}% ± {_pts(g.std)} ({len(g.values)} seeds)"
+    return f"{_pts(v.score)}%"
+
+
+def _variants(stage: Stage, study: Study) -> list[Variant]:
+    groups = [g for g in seed_groups(stage.trials, study) if g.mean is not None]
+    feasible = [t for t in stage.trials if t.status != "infeasible"]
+    keys = [k for k in shown_keys(stage, study) if k in varying_keys(feasible)]
+    keys += [k for k in varying_keys(feasible) if k not in keys and k != "seed"]
+    out = []
+    for g in groups:
+        labels = "/".join(dict.fromkeys(t.name for t in g.trials))
+        cfg = fmt_config(g.trials[0].config, keys)
+        out.append(Variant(f"{labels} ({cfg})" if cfg else labels, g))
+    return out
+
+
+def stage_conclusions(stage: Stage, study: Study) -> list[str]:
+    """The stage's conclusions, one sentence (or two) per question; never an empty list."""
+    variants = _variants(stage, study)
+    title = METRIC_TITLES[task_metrics(study).val_key]
+    if not variants:
+        return [f"No trial of this stage recorded a {title}, so there is nothing to conclude."]
+    ranked = sorted(variants, key=lambda v: v.score, reverse=True)
+    out = [_winner_sentence(ranked, stage, study, title)]
+    out += _cut_sentence(stage, study)
+    out.append(_convergence_sentence(stage, study, title))
+    out.append(_overfitting_sentence(stage, study))
+    cost = _cost_sentence(ranked)
+    if cost:
+        out.append(cost)
+    return out
+
+
+def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: str) -> str:
+    if len(ranked) == 1:
+        return (
+            f"One configuration ran, {ranked[0].name}, reaching a best {title} of "
+            f"{_score_text(ranked[0])}; the stage compares nothing."
+        )
+    top, second = ranked[0], ranked[1]
+    margin = top.score - second.score
+    noise = seed_noise([v.group for v in ranked])
+    if 100 * margin < TIE_POINTS:
+        tied = [v for v in ranked if 100 * (top.score - v.score) < TIE_POINTS]
+        return (
+            "No clear winner: "
+            + ", ".join(f"{v.name} {_score_text(v)}" for v in tied)
+            + f" lie within {TIE_POINTS} point of each other in best {title}."
+        )
+    lead = (
+        f"{top.name} has the best {title}, {_score_text(top)}, {_pts(margin)} points ahead of "
+        f"{second.name} ({_score_text(second)})"
+    )
+    if noise is None:
+        return (
+            lead + ". Seed-to-seed noise is unknown (each configuration ran with one seed), so "
+            "a margin of this size may be noise."
+        )
+    if margin <= NOISE_FACTOR * noise:
+        return (
+            lead + f", but that is within {NOISE_FACTOR:g}× the seed-to-seed std of "
+            f"{_pts(noise)} points: no clear winner."
+        )
+    return lead + f", more than {NOISE_FACTOR:g}× the seed-to-seed std of {_pts(noise)} points."
+
+
+def _cut_sentence(stage: Stage, study: Study) -> list[str]:
+    """Trials stopped early are compared on a shorter training; say which."""
+    cut = [t for t in stage.trials if t.status in EARLY_STOPS and t.epochs_run]
+    if not cut:
+        return []
+    total = stage.epochs
+    names = ", ".join(
+        f"{t.name} after epoch {t.epochs_run}" + (f" of {total}" if total else "") for t in cut
+    )
+    return [f"Stopped early, so scored on a shorter training: {names}."]
+
+
+def _convergence_sentence(stage: Stage, study: Study, title: str) -> str:
+    pts = []
+    for t in stage.trials:
+        st = trial_stats(t, study)
+        # A trial stopped early peaks early by construction: only full trainings are compared.
+        if t.status == "completed" and st.best_epoch is not None:
+            pts.append((t, st.best_epoch))
+    if not pts:
+        return "Speed of convergence cannot be judged: no trial trained to the end."
+    if len(pts) == 1:
+        t, e = pts[0]
+        return f"{t.name} reached its best {title} at epoch {e}" + _still(t, e) + "."
+    pts.sort(key=lambda p: p[1])
+    first = [t for t, e in pts if e == pts[0][1]]
+    last = [t for t, e in pts if e == pts[-1][1]]
+    if pts[0][1] == pts[-1][1]:
+        text = f"Every trial reached its best {title} at epoch {pts[0][1]}"
+    else:
+        text = (
+            f"Fastest to converge: {_names(first)} (best {title} at epoch {pts[0][1]}); slowest: "
+            f"{_names(last)} (epoch {pts[-1][1]})"
+        )
+    unfinished = [t for t, e in pts if t.epochs_run and e == t.epochs_run]
+    if unfinished:
+        text += (
+            f". {_names(unfinished)} peaked at the last epoch trained, so may not have converged"
+        )
+    return text + "."
+
+
+def _still(t: Trial, epoch: int) -> str:
+    return ", its last epoch, so it may not have converged" if t.epochs_run == epoch else ""
+
+
+def _names(trials: list[Trial]) -> str:
+    return ", ".join(t.name for t in trials)
+
+
+def _overfitting_sentence(stage: Stage, study: Study) -> str:
+    judged = []
+    for t in stage.trials:
+        st = trial_stats(t, study)
+        if st.verdict != "n/a":
+            judged.append((t, st))
+    if not judged:
+        return "Overfitting cannot be judged: no trial has a final train−val gap."
+    over = [(t, st) for t, st in judged if st.verdict != "no"]
+    short = [t for t, st in judged if st.val_loss_rising is None]
+    trend = (
+        f" The val-loss trend needs at least {RISING_EPOCHS + 1} epochs, so for "
+        f"{_names(short)} only the gap was judged."
+        if short
+        else ""
+    )
+    if not over:
+        return (
+            f"No trial overfits by the report's rule (final train−val gap ≤ {GAP_THRESHOLD:.2f} "
+            "and val loss not rising)." + trend
+        )
+    bits = []
+    for t, st in over:
+        gap = f"gap {st.gap:+.3f}" if st.gap is not None else "gap unknown"
+        bits.append(f"{t.name} ({st.verdict}: {gap})")
+    return "Overfitting: " + "; ".join(bits) + "." + trend
+
+
+def _cost_sentence(ranked: list[Variant]) -> str | None:
+    top = ranked[0]
+    if top.params is None:
+        return None
+    text = f"The best-scoring configuration has {top.params / 1e6:.2f}M parameters"
+    others = [v for v in ranked[1:] if v.params is not None]
+    if others:
+        second = others[0]
+        diff = top.params - second.params
+        if diff == 0:
+            text += f", the same as {second.name}"
+        elif second.params:
+            word = "more" if diff > 0 else "fewer"
+            text += (
+                f", {abs(diff) / 1e6:.2f}M ({abs(diff) / second.params:.0%}) {word} than "
+                f"{second.name}"
+            )
+    return text + "."
