@@ -1,6 +1,7 @@
 """Activations (section A.4): ReLU, LeakyReLU, ELU, GELU in one ResNet, chosen by name.
 
-Compares convergence per epoch and final validation accuracy; ASHA stops clear losers early.
+Compares convergence per epoch and final validation accuracy, so every activation trains to
+the end (fifo).
 
     python -m orchestrator.run search_spaces/activations.py
 """
@@ -19,8 +20,9 @@ study = Study(
     stages=[
         Stage(
             "activations",
-            title="Activations",
-            label="3.3",
+            title="A.4 Activations: ReLU, LeakyReLU, ELU, GELU",
+            label="A.4",
+            scheduler="fifo",
             space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},
             evaluate=True,
         ),

@@ -25,15 +25,15 @@ study = Study(
     stages=[
         Stage(
             "kernels",
-            title="D.1 Kernel size",
-            label="D1",
+            title="D.1 Kernel size at equal parameters: 3x3, 5x5, 7x7, 1x1+3x3",
+            label="D.1",
             scheduler="fifo",
             space={"kernel": tune.grid_search(["3x3", "5x5", "7x7", "1x1+3x3"])},
         ),
         Stage(
             "depth",
-            title="D.2 Depth",
-            label="D2",
+            title="D.2 Depth: 2, 4, 6 conv layers, and 6 with residual connections",
+            label="D.2",
             inherit="base",
             scheduler="fifo",
             config={"model": "depth_cnn", "width": 32},

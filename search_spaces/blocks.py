@@ -17,8 +17,8 @@ study = Study(
     stages=[
         Stage(
             "blocks",
-            title="Blocks per stage",
-            label="3.2",
+            title="A.3 Depth: blocks per stage 1, 2, 3",
+            label="A.3",
             scheduler="fifo",
             space={"blocks": tune.grid_search([1, 2, 3])},
         ),

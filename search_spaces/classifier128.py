@@ -36,8 +36,9 @@ study = Study(
     stages=[
         Stage(
             "architecture",
-            title="Architecture",
-            label="B1",
+            title="B.1 Architecture of the 128x128 classifier",
+            label="B.1",
+            scheduler="fifo",
             evaluate=True,
             space={
                 ("channels", "blocks"): tune.grid_search(

@@ -1,6 +1,15 @@
 """Settings the course's study files share (import them; a study file stays a short read).
 
 Study files are plain Python executed by `python -m orchestrator.run`: only run ones you trust.
+
+Stage labels follow the numbering of the assignment (../shared/EXPERIMENTS.md) and mean the same
+experiment in every file: A.1 baseline, A.2 channels, A.3 depth, A.4 activations, A.5 final model;
+A2.1-A2.5 the stricter variant (baseline, channels, dropout, activations, final); B.1, B.2.x, B.3-x;
+D.1, D.2. A grid stage's label becomes "A.2-A", "A.2-B", ... in grid order.
+
+Comparison stages use scheduler="fifo": the course compares every variant trained with the same
+budget (final accuracy, speed of convergence, overfitting), and ASHA would stop some early. ASHA
+is for stages that search wide (Optuna over lr or dropout).
 """
 
 from __future__ import annotations
@@ -66,21 +75,24 @@ CIFAR10_TRAINING = {
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu")
 
 
-def activations_stage(title: str = "3.3 Activations") -> Stage:
+def activations_stage(label: str = "A.4") -> Stage:
+    """ReLU, LeakyReLU, ELU, GELU (section A.4), each trained to the end: the course compares
+    convergence per epoch and final accuracy, so no trial may be cut early."""
     return Stage(
         "activations",
-        title=title,
-        label="3.3",
+        title=f"{label} Activations: ReLU, LeakyReLU, ELU, GELU",
+        label=label,
+        scheduler="fifo",
         space={"activation": tune.grid_search(list(ACTIVATIONS))},
     )
 
 
-def final_stage() -> Stage:
+def final_stage(label: str = "A.5") -> Stage:
     """Best configuration so far, trained longer (FINAL_TRAINING), evaluated on the test split."""
     return Stage(
         "final",
-        title="Final model",
-        label="Final",
+        title=f"{label} Final model: best channels, depth and activation, longer training",
+        label=label,
         config=FINAL_TRAINING,
         scheduler="fifo",
         evaluate=True,

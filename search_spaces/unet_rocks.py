@@ -34,14 +34,16 @@ study = Study(
     stages=[
         Stage(
             "downsampling",
-            title="Downsampling",
-            label="B2.1",
+            title="B.2.1 Downsampling: max-pool vs stride-2 conv",
+            label="B.2.1",
+            scheduler="fifo",
             space={"down": tune.grid_search(["maxpool", "stride"])},
         ),
         Stage(
             "loss",
-            title="Loss",
-            label="B2.2",
+            title="B.2.2 Loss: BCE, Dice, 0.5 BCE + 0.5 Dice",
+            label="B.2.2",
+            scheduler="fifo",
             evaluate=True,
             space={"loss": tune.grid_search(["bce", "dice", "bce_dice"])},
         ),
