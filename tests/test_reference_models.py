@@ -138,3 +138,9 @@ def test_reference_table_time_box_stops_after_the_epoch(tmp_path: Path) -> None:
         session.report({"epoch": 2}, checkpoints[1])
     assert [r["epoch"] for r in session.reports] == [1, 2]
     assert session.checkpoint_dir.is_dir() and not first.exists()  # only the newest is kept
+
+    # Stops early when one more epoch as long as the last would end past the deadline.
+    session = table.TimeBoxedSession(tmp_path / "trial2", deadline=time.monotonic() + 50)
+    session.last_report_at = time.monotonic() - 100  # the epoch took 100 s
+    with pytest.raises(table.TimeBoxReached):
+        session.report({"epoch": 1}, None)
