@@ -151,7 +151,7 @@ def _convergence_sentence(stage: Stage, study: Study, title: str) -> str:
     first = [t for t, e in pts if e == pts[0][1]]
     last = [t for t, e in pts if e == pts[-1][1]]
     if pts[0][1] == pts[-1][1]:
-        text = f"Every trial reached its best {title} at epoch {pts[0][1]}"
+        text = f"Every completed trial reached its best {title} at epoch {pts[0][1]}"
     else:
         text = (
             f"Fastest to converge: {_names(first)} (best {title} at epoch {pts[0][1]}); slowest: "

@@ -34,7 +34,7 @@ AXES_KEY = "archsweep:axes"
 PAD_INCHES = 0.1
 
 
-def _save(fig: plt.Figure, path: Path) -> bool:
+def save(fig: plt.Figure, path: Path) -> bool:
     """Save tightly cropped, recording each visible axes' box in pixels of the saved PNG."""
     fig.canvas.draw()  # runs the layout, so the boxes below are final
     renderer = fig.canvas.get_renderer()
@@ -64,7 +64,7 @@ def _pixel_box(ax: plt.Axes, fig: plt.Figure, crop: Bbox) -> list[int]:
     ]
 
 
-def _epoch_axis(ax: plt.Axes) -> None:
+def epoch_axis(ax: plt.Axes) -> None:
     """Epochs are whole numbers: no 1.25 / 1.5 ticks, even for a one- or two-epoch run."""
     lo, hi = ax.get_xlim()
     if hi - lo < 2:  # autoscale around one epoch gives 0.95..1.05; show it as a whole epoch
@@ -74,7 +74,7 @@ def _epoch_axis(ax: plt.Axes) -> None:
     ax.set_xlabel("epoch")
 
 
-def _colours(n: int) -> list:
+def colours(n: int) -> list:
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -93,7 +93,7 @@ def _plotted(trials: Sequence[Trial], study: Study) -> tuple[list[Trial], int]:
     return sorted(with_curve, key=score, reverse=True)[:MAX_CURVES], len(with_curve)
 
 
-def _series(t: Trial, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+def series(t: Trial, key: str) -> tuple[np.ndarray, np.ndarray] | None:
     pts = [(r["epoch"], r[key]) for r in t.curve if key in r]
     if not pts:
         return None
@@ -114,13 +114,13 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
         return False
     tm = task_metrics(study)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for t, colour in zip(trials, _colours(len(trials)), strict=True):
+    for t, colour in zip(trials, colours(len(trials)), strict=True):
         name = _legend_name(t, stage)
         for ax, (train_key, val_key) in zip(
             axes, [(tm.train_key, tm.val_key), ("train_loss", "val_loss")], strict=True
         ):
             for key, style in ((train_key, "--"), (val_key, "-")):
-                s = _series(t, key)
+                s = series(t, key)
                 if s is not None:
                     # Markers: a one-epoch trial is a point, which a bare line never draws.
                     # Hollow markers for train, so one-epoch train and val points differ too.
@@ -137,7 +137,7 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     axes[0].set_ylabel(tm.score_title)
     axes[1].set_ylabel("loss")
     for ax in axes:
-        _epoch_axis(ax)
+        epoch_axis(ax)
         ax.grid(alpha=0.3)
     axes[1].plot([], [], "k--", marker="o", mfc="white", label="train (dashed, ○)")
     axes[1].plot([], [], "k-", marker="o", label="val (solid, ●)")
@@ -145,7 +145,7 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     axes[0].set_title(f"{stage.title}: {tm.score_title}{shown}")
     axes[1].set_title(f"{stage.title}: loss")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def comparison(stage: Stage, study: Study, path: Path) -> bool:
@@ -155,8 +155,8 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
         return False
     tm = task_metrics(study)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for t, colour in zip(trials, _colours(len(trials)), strict=True):
-        s = _series(t, tm.val_key)
+    for t, colour in zip(trials, colours(len(trials)), strict=True):
+        s = series(t, tm.val_key)
         if s is None:
             continue
         ax.plot(*s, "-", marker=".", color=colour, lw=1.8, label=_legend_name(t, stage))
@@ -166,11 +166,11 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
     vs = ", ".join(stage.compare) or "trials"
     shown = f", best {len(trials)} of {total}" if total > len(trials) else ""
     ax.set_title(f"{stage.title}: {METRIC_TITLES[tm.val_key]} by {vs}{shown} (● = best epoch)")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     ax.set_ylabel(METRIC_TITLES[tm.val_key])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def params_vs_score(
@@ -185,14 +185,14 @@ def params_vs_score(
         return False
     tm = task_metrics(study)
     stages = list(dict.fromkeys(p[0] for p in points))
-    colours = dict(zip(stages, _colours(len(stages)), strict=True))
+    stage_colour = dict(zip(stages, colours(len(stages)), strict=True))
     fig, ax = plt.subplots(figsize=(9, 5))
     for stage in stages:
         pts = [p for p in points if p[0] == stage]
         ax.scatter(
             [p[2] for p in pts],
             [p[3] for p in pts],
-            color=colours[stage],
+            color=stage_colour[stage],
             label=stage,
             s=36,
             zorder=3,
@@ -214,7 +214,7 @@ def params_vs_score(
             va="top",
             wrap=True,
         )
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # Label offsets in points, nearest first: right/left/above/below, then further out.
@@ -302,7 +302,7 @@ def confusion_matrix(ev: Evaluation, path: Path, title: str | None = None) -> bo
     ax.set_ylabel("true")
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"Confusion matrix, test set ({title or ev.stage}; accuracy {acc:.1%})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _show(ax: plt.Axes, img: np.ndarray) -> None:
@@ -350,7 +350,7 @@ def sample_predictions(ev: Evaluation, path: Path, title: str | None = None) -> 
             spine.set_linewidth(2.5)
     right = int(sum(int(yt[i]) == int(yp[i]) for i in range(n)))
     fig.suptitle(f"{n} test images ({title or ev.stage}): {right} correct", fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _binary(mask: np.ndarray) -> np.ndarray:
@@ -382,7 +382,7 @@ def segmentation_triptych(
         axes[i, 1].set_title(f"predicted mask (IoU {iou:.2f})", fontsize=9)
         axes[i, 2].set_title("ground truth", fontsize=9)
     fig.suptitle(f"Segmentation samples ({title or ev.stage})", fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def gradient_flow(ev: Evaluation, path: Path, title: str | None = None) -> bool:
@@ -400,4 +400,4 @@ def gradient_flow(ev: Evaluation, path: Path, title: str | None = None) -> bool:
     ax.set_ylabel("gradient L2 norm")
     ax.set_title(f"Gradient flow per layer ({title or ev.stage}), input → output")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)

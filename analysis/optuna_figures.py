@@ -25,7 +25,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from analysis.figures import _save
+from analysis.figures import save
 from analysis.rundir import Stage, Study, Trial, finite
 from analysis.summary import RUN_KEYS
 from analysis.tables import varying_keys
@@ -144,7 +144,7 @@ def optimization_history(ostudy: optuna.Study, path: Path, title: str) -> bool:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = optuna.visualization.matplotlib.plot_optimization_history(ostudy)
     ax.set_title(f"{title}: optimization history")
-    return _save(ax.figure, path)
+    return save(ax.figure, path)
 
 
 def param_importances(ostudy: optuna.Study, path: Path, title: str) -> bool:
@@ -158,4 +158,4 @@ def param_importances(ostudy: optuna.Study, path: Path, title: str) -> bool:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = optuna.visualization.matplotlib.plot_param_importances(ostudy)
     ax.set_title(f"{title}: parameter importances (fANOVA)")
-    return _save(ax.figure, path)
+    return save(ax.figure, path)

@@ -541,23 +541,39 @@ def _constraints_section(b: ReportBuilder) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point (console script archsweep-report). Returns the exit code."""
+    """CLI entry point (console script archsweep-report). Returns the exit code.
+
+    One RUN_DIR writes that run's report; two or more write one comparison report
+    (analysis/compare.py).
+    """
     parser = argparse.ArgumentParser(
         prog="archsweep-report",
         description="Write tables, figures, report.md and a self-contained report.html for one "
-        "experiment directory (runs/<study>/).",
+        "experiment directory (runs/<study>/), or one comparison report for several.",
     )
-    parser.add_argument("run_dir", type=Path, help="experiment directory holding study.json")
+    parser.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="+",
+        help="experiment directory holding study.json; give two or more to compare runs "
+        "(summaries side by side, curves on shared axes, mean ± std over seeds)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
         help="output folder: a new or empty one, or one an earlier report created (default: "
-        "RUN_DIR/report); a folder holding other files is refused, never overwritten",
+        "RUN_DIR/report; for a comparison, compare_<A>_vs_<B> beside the first run); a "
+        "folder holding other files is refused, never overwritten",
     )
     args = parser.parse_args(argv)
     try:
-        out = build_report(args.run_dir, args.out)
+        if len(args.run_dir) == 1:
+            out = build_report(args.run_dir[0], args.out)
+        else:
+            from analysis.compare import build_comparison
+
+            out = build_comparison(args.run_dir, args.out)
     except ReportError as exc:
         print(f"archsweep-report: error: {exc}", file=sys.stderr)
         return 2
