@@ -84,7 +84,7 @@ def train_steps(device: torch.device, precision: str, channels_last: bool, steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return model, logits, losses
 
 
