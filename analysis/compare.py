@@ -40,6 +40,7 @@ from analysis.tables import (
 )
 
 LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")  # per run too: one-epoch runs are points, not lines
 
 
 @dataclass
@@ -48,10 +49,11 @@ class Run:
 
     tag: str
     study: Study
+    where: str = ""  # the run folder, with its parent when two runs' folders share a name
 
     @property
     def name(self) -> str:
-        return f"{self.tag} ({self.study.root.name})"
+        return f"{self.tag} ({self.where or self.study.root.name})"
 
 
 def default_out(run_dirs: Sequence[Path]) -> Path:
@@ -81,7 +83,7 @@ def build_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     b.add(
         Paragraph(
             "One row per summary row of any run (labelled trials, else each stage's best), "
-            "matched by stage and label; — where a run lacks it. Scores are the best "
+            "matched by stage and compared settings; — where a run lacks it. Scores are the best "
             f"{METRIC_TITLES[task_metrics(runs[0].study).val_key]} of each trial; the budget "
             "columns say what each run trained with."
         )
@@ -110,6 +112,9 @@ def _load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
     if dup:
         raise ReportError(f"run directory given twice: {', '.join(sorted(dup))}")
     runs = [Run(f"R{i}", load_study(d)) for i, d in enumerate(run_dirs, 1)]
+    if len({d.name for d in resolved}) < len(resolved):
+        for r, d in zip(runs, resolved, strict=True):
+            r.where = f"{d.parent.name}/{d.name}"
     tasks = {r.study.trainable for r in runs}
     if len(tasks) > 1:
         raise ReportError(
@@ -146,29 +151,40 @@ def _stage_names(runs: list[Run]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _row_key(t: Trial) -> tuple[str, str]:
-    return (t.stage, t.name)
+def _row_keys(trials: list[Trial], study: Study) -> list[tuple[str, str, int]]:
+    """Match keys: stage, the compared settings, and the n-th such row of that run.
+
+    Labels are not used: a study file renumbered between two runs gives the same trial another
+    label, while its compared settings (activation=relu) stay what the reader compares.
+    """
+    stages = {s.name: s for s in study.stages}
+    seen: dict[tuple[str, str], int] = {}
+    keys = []
+    for t in trials:
+        base = (t.stage, fmt_config(t.config, shown_keys(stages[t.stage], study)))
+        seen[base] = seen.get(base, 0) + 1
+        keys.append((*base, seen[base]))
+    return keys
 
 
 def side_by_side_table(runs: list[Run]) -> Table:
     """Stage, trial and configuration, then each run's best/final score, best epoch, budget."""
     pct = fmt_pct if task_metrics(runs[0].study).score == "acc" else fmt_value
-    per_run: list[dict[tuple[str, str], Trial]] = []
-    order: list[tuple[str, str]] = []
-    info: dict[tuple[str, str], tuple[str, str]] = {}
+    per_run: list[dict[tuple[str, str, int], Trial]] = []
+    order: list[tuple[str, str, int]] = []
+    titles: dict[tuple[str, str, int], str] = {}
     for r in runs:
         trials, _ = summary_rows(r.study)
         stages = {s.name: s for s in r.study.stages}
-        per_run.append({_row_key(t): t for t in trials})
-        for t in trials:
-            key = _row_key(t)
-            if key not in info:
+        keys = _row_keys(trials, r.study)
+        per_run.append(dict(zip(keys, trials, strict=True)))
+        for key, t in zip(keys, trials, strict=True):
+            if key not in titles:
                 order.append(key)
-                stage = stages[t.stage]
-                info[key] = (stage.title or stage.name, _config_text(t, stage, r.study))
+                titles[key] = stages[t.stage].title or t.stage
     columns = [
         Column("stage", "stage"),
-        Column("trial", "trial"),
+        Column("trial", "trial (R1 / R2 / ... label)"),
         Column("configuration", "configuration"),
     ]
     for r in runs:
@@ -182,10 +198,11 @@ def side_by_side_table(runs: list[Run]) -> Table:
         columns.append(Column("delta", "R2 − R1 (best)", _fmt_delta(pct)))
     rows = []
     for key in order:
-        row: list[Any] = [info[key][0], key[1], info[key][1]]
+        present = [trials.get(key) for trials in per_run]
+        names = " / ".join(dict.fromkeys(t.name for t in present if t is not None))
+        row: list[Any] = [titles[key], names, key[1] or "—"]
         bests = []
-        for r, trials in zip(runs, per_run, strict=True):
-            t = trials.get(key)
+        for r, t in zip(runs, present, strict=True):
             if t is None:
                 row += [None, None, None, None]
                 bests.append(None)
@@ -250,7 +267,7 @@ def seed_spreads(runs: list[Run]) -> list[SeedSpread]:
 
 def seed_table(runs: list[Run]) -> Table:
     pct = task_metrics(runs[0].study).score == "acc"
-    scale, unit = (100.0, "%") if pct else (1.0, "")
+    scale, unit, spread = (100.0, "%", " pt") if pct else (1.0, "", "")
     columns = [
         Column("stage", "stage"),
         Column("configuration", "configuration"),
@@ -259,21 +276,22 @@ def seed_table(runs: list[Run]) -> Table:
         Column("seeds", "seeds"),
         Column("runs", "runs"),
         Column("mean", "best val, mean", lambda v: "—" if v is None else f"{scale * v:.2f}{unit}"),
-        Column("std", "std over seeds", lambda v: "—" if v is None else f"{scale * v:.2f}{unit}"),
+        Column("std", "std over seeds", lambda v: "—" if v is None else f"{scale * v:.2f}{spread}"),
         Column("mean_pm_std", "mean ± std"),
     ]
     rows = []
     for g in seed_spreads(runs):
         vals = [v for _, _, v in g.members]
         mean, std = sum(vals) / len(vals), sample_std(vals)
-        text = f"{scale * mean:.2f} ± {scale * (std or 0):.2f}{unit}"
+        text = f"{scale * mean:.2f}{unit} ± {scale * (std or 0):.2f}{spread}"
         rows.append(
             [
                 g.stage,
                 g.config,
                 g.budget,
                 len(vals),
-                ", ".join(map(str, g.seeds)),
+                # A config without "seed" ran with the trainer's default seed.
+                ", ".join("default" if x is None else str(x) for x in g.seeds),
                 ", ".join(dict.fromkeys(r.tag for r, _, _ in g.members)),
                 mean,
                 std,
@@ -304,27 +322,32 @@ def _seed_section(b: Any, runs: list[Run]) -> None:
 
 
 def shared_curves(runs: list[Run], stage_name: str, path: Path) -> bool:
-    """Val score and val loss of every run's trials of one stage, on the same two axes."""
+    """Val score and val loss of every run's trials of one stage, on the same two axes.
+
+    Colour = configuration (the stage's compared settings, as the side-by-side table matches
+    rows), line style and marker = run.
+    """
     series = []
     for r in runs:
         for stage in r.study.stages:
             if stage.name == stage_name:
-                series += [(r, t) for t in stage.trials if t.curve]
+                series += [(r, t, _config_text(t, stage, r.study)) for t in stage.trials if t.curve]
     if not series:
         return False
     tm = task_metrics(runs[0].study)
-    names = list(dict.fromkeys(t.name for _, t in series))
-    colours = dict(zip(names, figures.colours(len(names)), strict=True))
+    names = list(dict.fromkeys(c if c != "—" else t.name for _, t, c in series))
+    colour = dict(zip(names, figures.colours(len(names)), strict=True))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     for i, r in enumerate(runs):
-        style = LINESTYLES[i % len(LINESTYLES)]
-        for rr, t in series:
+        style, marker = LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)]
+        for rr, t, c in series:
             if rr is not r:
                 continue
             for ax, key in zip(axes, (tm.val_key, "val_loss"), strict=True):
                 s = figures.series(t, key)
                 if s is not None:
-                    ax.plot(*s, style, marker="o", ms=3.5, color=colours[t.name], lw=1.6)
+                    ax.plot(*s, style, marker=marker, ms=4, lw=1.6,
+                            color=colour[c if c != "—" else t.name])
     for ax, key in zip(axes, (tm.val_key, "val_loss"), strict=True):
         ax.set_ylabel(METRIC_TITLES[key])
         ax.grid(alpha=0.3)
@@ -333,8 +356,9 @@ def shared_curves(runs: list[Run], stage_name: str, path: Path) -> bool:
     axes[0].set_title(f"{title}: {METRIC_TITLES[tm.val_key]}")
     axes[1].set_title(f"{title}: val loss")
     for n in names:
-        axes[1].plot([], [], "-", color=colours[n], lw=2, label=n)
+        axes[1].plot([], [], "-", color=colour[n], lw=2, label=n)
     for i, r in enumerate(runs):
-        axes[1].plot([], [], LINESTYLES[i % len(LINESTYLES)], color="k", label=r.name)
+        axes[1].plot([], [], LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
+                     color="k", label=r.name)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return figures.save(fig, path)
