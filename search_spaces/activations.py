@@ -20,7 +20,7 @@ study = Study(
     stages=[
         Stage(
             "activations",
-            title="A.4 Activations: ReLU, LeakyReLU, ELU, GELU",
+            title="A.4 Activations",
             label="A.4",
             scheduler="fifo",
             space={"activation": tune.grid_search(["relu", "leaky_relu", "elu", "gelu"])},

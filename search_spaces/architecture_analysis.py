@@ -25,14 +25,14 @@ study = Study(
     stages=[
         Stage(
             "kernels",
-            title="D.1 Kernel size at equal parameters: 3x3, 5x5, 7x7, 1x1+3x3",
+            title="D.1 Kernel size at equal parameters",
             label="D.1",
             scheduler="fifo",
             space={"kernel": tune.grid_search(["3x3", "5x5", "7x7", "1x1+3x3"])},
         ),
         Stage(
             "depth",
-            title="D.2 Depth: 2, 4, 6 conv layers, and 6 with residual connections",
+            title="D.2 Depth, with and without residuals",
             label="D.2",
             inherit="base",
             scheduler="fifo",

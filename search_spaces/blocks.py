@@ -17,7 +17,7 @@ study = Study(
     stages=[
         Stage(
             "blocks",
-            title="A.3 Depth: blocks per stage 1, 2, 3",
+            title="A.3 Depth (blocks per stage)",
             label="A.3",
             scheduler="fifo",
             space={"blocks": tune.grid_search([1, 2, 3])},

@@ -19,7 +19,7 @@ study = Study(
     stages=[
         Stage(
             "channels",
-            title="A.2 Channels: 32-64-128-256 vs 64-128-256 (64-128-256-512 over budget)",
+            title="A.2 Channels",
             label="A.2",
             scheduler="fifo",
             space={

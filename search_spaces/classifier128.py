@@ -36,7 +36,7 @@ study = Study(
     stages=[
         Stage(
             "architecture",
-            title="B.1 Architecture of the 128x128 classifier",
+            title="B.1 Classifier architecture (128x128)",
             label="B.1",
             scheduler="fifo",
             evaluate=True,

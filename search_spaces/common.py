@@ -80,7 +80,7 @@ def activations_stage(label: str = "A.4") -> Stage:
     convergence per epoch and final accuracy, so no trial may be cut early."""
     return Stage(
         "activations",
-        title=f"{label} Activations: ReLU, LeakyReLU, ELU, GELU",
+        title=f"{label} Activations",
         label=label,
         scheduler="fifo",
         space={"activation": tune.grid_search(list(ACTIVATIONS))},
@@ -91,7 +91,7 @@ def final_stage(label: str = "A.5") -> Stage:
     """Best configuration so far, trained longer (FINAL_TRAINING), evaluated on the test split."""
     return Stage(
         "final",
-        title=f"{label} Final model: best channels, depth and activation, longer training",
+        title=f"{label} Final model",
         label=label,
         config=FINAL_TRAINING,
         scheduler="fifo",

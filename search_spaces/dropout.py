@@ -25,7 +25,7 @@ study = Study(
     stages=[
         Stage(
             "reference",
-            title="A2.3 reference: no dropout (p = 0), not a variant-2 candidate",
+            title="A2.3 Reference without dropout (not a candidate)",
             label="A2.3-ref",
             inherit="base",
             scheduler="fifo",
@@ -33,7 +33,7 @@ study = Study(
         ),
         Stage(
             "dropout",
-            title="A2.3 Dropout in every residual block: 0.1, 0.2, 0.3",
+            title="A2.3 Dropout in every residual block",
             label="A2.3",
             inherit="base",  # the same starting point as the reference, never the reference
             scheduler="fifo",

@@ -48,7 +48,7 @@ study = Study(
     base={**TINY_IMAGENET_10, **COURSE_TRAINING, **STRICT_RESNET},
     constraints=STRICT_RULES,
     stages=[
-        Stage("baseline", title="A2.1 Baseline (20 epochs)", label="A2.1", scheduler="fifo"),
+        Stage("baseline", title="A2.1 Baseline", label="A2.1", scheduler="fifo"),
         Stage(
             "channels",
             title="A2.2 Channel configurations",
@@ -67,7 +67,7 @@ study = Study(
         ),
         Stage(
             "dropout",
-            title="A2.3 Dropout in every residual block: 0.1, 0.2, 0.3",
+            title="A2.3 Dropout in every residual block",
             label="A2.3",
             scheduler="fifo",
             space={"dropout": tune.grid_search(STRICT_DROPOUTS)},

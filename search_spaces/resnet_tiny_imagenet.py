@@ -34,22 +34,21 @@ study = Study(
     stages=[
         Stage(
             "baseline",
-            title="A.1 Baseline: ResNet-18 without its 4th stage (64-128-256, [2,2,2]); "
-            "the 4-stage ResNet-18 (64-128-256-512, [2,2,2,2]) as the infeasible reference",
+            title="A.1 Baseline: ResNet-18 with 3 stages (4-stage reference over budget)",
             label="A.1",
             scheduler="fifo",
             space={"channels": tune.grid_search(BASELINE_CHANNELS)},  # blocks=2 in every stage
         ),
         Stage(
             "channels",
-            title="A.2 Channels: 32-64-128-256 vs 64-128-256",
+            title="A.2 Channels",
             label="A.2",
             scheduler="fifo",
             space={"channels": tune.grid_search([(32, 64, 128, 256), (64, 128, 256)])},
         ),
         Stage(
             "blocks",
-            title="A.3 Depth: blocks per stage 1, 2, 3",
+            title="A.3 Depth (blocks per stage)",
             label="A.3",
             scheduler="fifo",
             space={"blocks": tune.grid_search([1, 2, 3])},

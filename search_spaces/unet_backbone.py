@@ -49,18 +49,16 @@ study = Study(
     base={**UNET_DATA, **UNET_TRAINING, "loss": "bce_dice"},
     metric="val_iou",
     stages=[
-        evaluated_stage(
-            "base_unet", "B.3 Base U-Net (the B.2 architecture)", "B.3-base", BASE_UNET
-        ),
+        evaluated_stage("base_unet", "B.3 Base U-Net", "B.3-base", BASE_UNET),
         evaluated_stage(
             "frozen",
-            "B.3 Variant A: classifier encoder frozen",
+            "B.3 Variant A: encoder frozen",
             "B.3-A",
             {**BACKBONE, "freeze_schedule": "frozen"},
         ),
         evaluated_stage(
             "unfrozen_later",
-            "B.3 Variant B: classifier encoder unfrozen at epoch 10",
+            "B.3 Variant B: encoder unfrozen at epoch 10",
             "B.3-B",
             {**BACKBONE, "freeze_schedule": "unfreeze_at", "unfreeze_epoch": 10},
         ),

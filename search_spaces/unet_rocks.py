@@ -34,14 +34,14 @@ study = Study(
     stages=[
         Stage(
             "downsampling",
-            title="B.2.1 Downsampling: max-pool vs stride-2 conv",
+            title="B.2.1 Downsampling",
             label="B.2.1",
             scheduler="fifo",
             space={"down": tune.grid_search(["maxpool", "stride"])},
         ),
         Stage(
             "loss",
-            title="B.2.2 Loss: BCE, Dice, 0.5 BCE + 0.5 Dice",
+            title="B.2.2 Loss",
             label="B.2.2",
             scheduler="fifo",
             evaluate=True,

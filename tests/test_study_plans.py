@@ -270,3 +270,13 @@ def test_a_label_means_the_same_configuration_in_every_file() -> None:
             else:
                 meaning[label] = (name, varied)
     assert shared >= 10  # the single-dimension files repeat steps of the main studies
+
+
+def test_a_step_has_one_title_in_every_file() -> None:
+    titles: dict[str, tuple[str, str]] = {}
+    for name in NUMBERED_FILES:
+        for stage in study(name).stages:
+            first, title = titles.setdefault(stage.label, (name, stage.title))
+            assert stage.title == title, (
+                f"{stage.label}: {title!r} in {first}, {stage.title!r} in {name}"
+            )
