@@ -212,6 +212,8 @@ def _cost_sentence(ranked: list[Variant]) -> str | None:
         diff = top.params - second.params
         if diff == 0:
             text += f", the same as {second.name}"
+        elif second.params and top.params >= 2 * second.params:
+            text += f", {top.params / second.params:.1f}× as many as {second.name}"
         elif second.params:
             word = "more" if diff > 0 else "fewer"
             text += (

@@ -98,7 +98,12 @@ def rebuild_study(stage: Stage, study: Study) -> optuna.Study:
             f"(keys {searched_keys(stage)}); Optuna's figures need at least one"
         )
     direction = "maximize" if study.mode == "max" else "minimize"
-    ostudy = optuna.create_study(direction=direction, study_name=f"{study.name}/{stage.name}")
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" on stderr
+    try:
+        ostudy = optuna.create_study(direction=direction, study_name=f"{study.name}/{stage.name}")
+    finally:
+        optuna.logging.set_verbosity(level)
     for t in trials:
         ostudy.add_trial(_frozen_trial(t, dists, study))
     return ostudy
@@ -131,19 +136,22 @@ def _frozen_trial(
     )
 
 
-def _complete(ostudy: optuna.Study) -> int:
+def completed(ostudy: optuna.Study) -> int:
     return sum(t.state == TrialState.COMPLETE for t in ostudy.trials)
 
 
-def optimization_history(ostudy: optuna.Study, path: Path, title: str) -> bool:
+def optimization_history(
+    ostudy: optuna.Study, path: Path, title: str, metric: str = "value"
+) -> bool:
     """optuna.visualization.matplotlib.plot_optimization_history; False without a completed
     trial."""
-    if _complete(ostudy) < 1:
+    if completed(ostudy) < 1:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = optuna.visualization.matplotlib.plot_optimization_history(ostudy)
-    ax.set_title(f"{title}: optimization history")
+    _retitle(ax, f"{title}: optimization history")
+    ax.set_ylabel(f"best {metric} of the trial")
     return save(ax.figure, path)
 
 
@@ -152,10 +160,17 @@ def param_importances(ostudy: optuna.Study, path: Path, title: str) -> bool:
 
     Importances are fANOVA (Optuna's default evaluator) over the completed trials only.
     """
-    if _complete(ostudy) < 2:
+    if completed(ostudy) < 2:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = optuna.visualization.matplotlib.plot_param_importances(ostudy)
-    ax.set_title(f"{title}: parameter importances (fANOVA)")
+    _retitle(ax, f"{title}: parameter importances (fANOVA)")
     return save(ax.figure, path)
+
+
+def _retitle(ax: Any, title: str) -> None:
+    """Replace Optuna's title, wherever it put it (left for importances, centre for history)."""
+    for loc in ("left", "right"):
+        ax.set_title("", loc=loc)
+    ax.set_title(title)

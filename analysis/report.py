@@ -459,11 +459,14 @@ def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
     drew = b.figure(
         f"optuna_history_{stage.name}",
         f"{stage.title}: Optuna optimization history",
-        lambda p: optuna_figures.optimization_history(ostudy, p, stage.title or stage.name),
+        lambda p: optuna_figures.optimization_history(
+            ostudy, p, stage.title or stage.name, b.study.metric
+        ),
     )
     drew |= b.figure(
         f"optuna_importances_{stage.name}",
-        f"{stage.title}: Optuna parameter importances",
+        f"{stage.title}: Optuna parameter importances (fANOVA over the "
+        f"{optuna_figures.completed(ostudy)} completed trials; with few trials a rough guide)",
         lambda p: optuna_figures.param_importances(ostudy, p, stage.title or stage.name),
     )
     if not drew:

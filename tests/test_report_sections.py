@@ -139,7 +139,8 @@ def _write_study(root: Path, stages: list, data: dict, **kw: object) -> Path:
 
 def write_seeded_run(root: Path) -> Path:
     """Three MNIST trials (one configuration, seeds 0-2) and a CIFAR stage after them."""
-    mnist = BASE | {"dataset": "mnist", "classes": 10, "image_size": 28, "model": "fc"}
+    mnist = BASE | {"dataset": "mnist", "classes": 10, "image_size": 28, "model": "fc",
+                    "epochs": 6}
     seeded = [
         _trial("fc", f"s{i}", f"C.1-A s{i}", mnist | {"seed": i, "width": 512}, 567_434,
                "completed", curve(6, peak=0.90 + 0.004 * i), root=root)
@@ -373,6 +374,7 @@ def test_conclusion_weighs_the_margin_against_seed_noise(seeded: Path) -> None:
     assert "C.1-A s0/C.1-A s1/C.1-A s2 (width=512) has the best val acc" in text
     assert "± " in text and "(3 seeds)" in text
     assert "more than 2× the seed-to-seed std" in text
+    assert "has 0.57M parameters, 10.8× as many as C.1-B" in text
 
 
 def test_conclusion_margin_inside_noise(tmp_path: Path) -> None:
