@@ -2,7 +2,12 @@
 
 Reads only the experiment directory (docs/interfaces.md), so it runs on a copied run directory
 without Ray. Output (default RUN_DIR/report/): report.md, report.html (self-contained),
-tables/*.csv, figures/*.png.
+tables/*.csv, figures/*.png. Every table that shows a score states the budget it was trained
+with; each stage gets a table (with stability), written conclusions (analysis/conclusions.py)
+and, for an Optuna stage, Optuna's own figures (analysis/optuna_figures.py).
+
+`python -m analysis.report RUN_A RUN_B [...] [--out DIR]` writes one comparison report instead
+(analysis/compare.py).
 """
 
 from __future__ import annotations
@@ -556,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "run_dir",
-        type=Path,
+        type=str,  # a folder or a URI (s3://bucket/runs/x): Path would mangle the URI
         nargs="+",
         help="experiment directory holding study.json; give two or more to compare runs "
         "(summaries side by side, curves on shared axes, mean ± std over seeds)",
