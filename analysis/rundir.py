@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def load_study(run_dir: str | Path) -> Study:
     Raises:
         ReportError: the directory or study.json is missing, unreadable or of another format.
     """
-    root = Path(run_dir)
+    root = local_copy(run_dir)
     if not root.is_dir():
         raise ReportError(
             f"run directory {root} does not exist; expected an experiment directory "
@@ -124,6 +125,25 @@ def load_study(run_dir: str | Path) -> Study:
         raise ReportError(str(exc)) from exc
     stages = [_load_stage(root, s) for s in record.stages]
     return Study(root=root, record=record, stages=stages)
+
+
+def local_copy(run_dir: str | Path) -> Path:
+    """The run directory on this machine; a remote one (s3://, gs://) is downloaded first into
+    the archsweep cache, without its checkpoints (the report reads none)."""
+    if "://" not in str(run_dir) or str(run_dir).startswith("file://"):
+        return Path(str(run_dir).removeprefix("file://"))
+    # Only a remote run needs the storage layer (pyarrow); a local report imports none of it.
+    from trainables.storage import Location, StorageError, mirror_dir
+
+    location = Location(run_dir)
+    cache = Path(os.environ.get("ARCHSWEEP_CACHE") or Path.home() / ".cache" / "archsweep")
+    target = mirror_dir(location, cache)
+    try:
+        location.download(target, exclude_dirs=("checkpoint_",))
+    except (OSError, StorageError) as exc:
+        raise ReportError(f"cannot read the run at {location}: {exc}") from exc
+    print(f"downloaded {location} to {target}", flush=True)
+    return target
 
 
 def _load_stage(root: Path, record: StageRecord) -> Stage:

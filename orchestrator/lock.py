@@ -12,8 +12,10 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestrator.study import StudyError
+from trainables.storage import Location
 
 LOCK_FILE = ".archsweep.lock"
 
@@ -29,10 +31,16 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """`with RunLock(run_dir):` holds the run directory for this process."""
+    """`with RunLock(run_dir, location):` holds the run directory for this process.
 
-    def __init__(self, run_dir: Path) -> None:
+    For remote storage the lock is also an object in the bucket, so a run from another machine
+    is refused too. Object stores have no create-if-absent, so two runs starting within the
+    same second could both take it: the remote lock guards against a forgotten run, not a race.
+    """
+
+    def __init__(self, run_dir: Path, location: Location | None = None) -> None:
         self.path = run_dir / LOCK_FILE
+        self.remote = location.join(LOCK_FILE) if location and location.remote else None
         self.held = False
 
     def __enter__(self) -> RunLock:
@@ -43,24 +51,40 @@ class RunLock:
             except FileExistsError:
                 self._refuse_or_clear()
                 continue
+            owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}
             with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+                json.dump(owner, f)
             self.held = True
+            if self.remote is not None:
+                self._take_remote(owner)
             return self
         raise StudyError(f"could not take the lock {self.path}; remove it if no run is active")
 
-    def _refuse_or_clear(self) -> None:
+    def _take_remote(self, owner: dict) -> None:
+        if self.remote is None:
+            return
+        if self.remote.is_file():
+            try:
+                self._refuse_or_clear(self.remote.read_text(), self.remote.delete)
+            except StudyError:  # another machine's run holds it: give back only our local lock
+                self.path.unlink(missing_ok=True)
+                self.held = False
+                raise
+        self.remote.write_bytes(json.dumps(owner).encode())
+
+    def _refuse_or_clear(self, text: str | None = None, clear: Any = None) -> None:
+        clear = clear or (lambda: self.path.unlink(missing_ok=True))
         try:
-            owner = json.loads(self.path.read_text())
+            owner = json.loads(self.path.read_text() if text is None else text)
             pid, host = int(owner["pid"]), str(owner["host"])
         except (OSError, ValueError, KeyError, TypeError):
             owner, pid, host = {}, -1, ""
         if host == socket.gethostname() and not _alive(pid):
-            self.path.unlink(missing_ok=True)  # stale: its process is gone
+            clear()  # stale: its process is gone
             return
         if not owner:  # torn by a kill between create and write: stale too
-            self.path.unlink(missing_ok=True)
+            clear()
             return
         raise StudyError(
             f"another run (pid {pid} on {host}, since {owner.get('since')}) is using "
@@ -71,4 +95,6 @@ class RunLock:
     def __exit__(self, *exc: object) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
+            if self.remote is not None and self.remote.is_file():
+                self.remote.delete()
             self.held = False

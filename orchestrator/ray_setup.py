@@ -61,6 +61,7 @@ def start_ray(
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
     ray.init(
+        address="local",  # a new Ray of our own; a bare init joins any Ray on this host
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         include_dashboard=False,

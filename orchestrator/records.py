@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.study import StudyError
+from trainables.config import with_defaults
 from trainables.contract import (
     TRIAL_RANKED,
     BestRecord,
@@ -25,24 +26,34 @@ from trainables.contract import (
     kept_metric_names,
 )
 from trainables.jsonio import write_json_atomic
+from trainables.storage import Location, StorageError
 
 STUDY_FILE = "study.json"
 FRESH_HINT = "run with --fresh to start over (the old run is kept aside) or pick a new --name"
 
 
 class StudyFile:
-    """The in-memory study.json of one run directory, saved after every update."""
+    """The in-memory study.json of one run directory, saved after every update.
 
-    def __init__(self, run_dir: Path, record: StudyRecord) -> None:
+    `run_dir` is local: the run directory itself, or for remote storage its local mirror;
+    `location` is where the run lives (the same folder, or the bucket), written after every save.
+    """
+
+    def __init__(
+        self, run_dir: Path, record: StudyRecord, location: Location | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.record = record
+        self.location = location or Location(run_dir)
 
     @property
     def path(self) -> Path:
         return self.run_dir / STUDY_FILE
 
     @classmethod
-    def open(cls, run_dir: Path, header: StudyRecord) -> StudyFile:
+    def open(
+        cls, run_dir: Path, header: StudyRecord, location: Location | None = None
+    ) -> StudyFile:
         """Resume the run directory's study.json, or start `header` as a new one.
 
         A resumed record must have the same stages and run settings (--set, --smoke, ...):
@@ -50,7 +61,7 @@ class StudyFile:
         """
         path = run_dir / STUDY_FILE
         if not path.is_file():
-            return cls(run_dir, header)
+            return cls(run_dir, header, location)
         record = read_study(path)
         known = [s.name for s in record.stages]
         wanted = [s.name for s in header.stages]
@@ -68,7 +79,7 @@ class StudyFile:
         for key in ("description", "constraints", "metric", "mode"):
             setattr(record, key, getattr(header, key))
         record.status = "running"
-        return cls(run_dir, record)
+        return cls(run_dir, record, location)
 
     def stage(self, name: str) -> StageRecord:
         return self.record.stage(name)
@@ -76,27 +87,25 @@ class StudyFile:
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path, self.record.to_dict())
+        self.publish(self.path)
+
+    def publish(self, local_file: Path) -> None:
+        """Copy a file of the local run directory to remote storage (no-op when local)."""
+        if self.location.remote:
+            rel = local_file.relative_to(self.run_dir).as_posix()
+            self.location.join(rel).upload(local_file)
 
 
-def read_study(path: Path) -> StudyRecord:
+def read_study(path: Path | Location) -> StudyRecord:
     """A study.json as a record; a torn or malformed file is a StudyError naming the fix."""
+    location = path if isinstance(path, Location) else Location(path)
     try:
-        raw = json.loads(path.read_text())
-        return StudyRecord.from_dict(raw, str(path))
-    except (OSError, json.JSONDecodeError, RecordError) as err:
+        raw = json.loads(location.read_text())
+        return StudyRecord.from_dict(raw, str(location))
+    except (OSError, json.JSONDecodeError, RecordError, StorageError) as err:
         raise StudyError(
-            f"{path} is unreadable ({err}); restore it from a backup, or {FRESH_HINT}"
+            f"{location} is unreadable ({err}); restore it from a backup, or {FRESH_HINT}"
         ) from None
-
-
-def rel(path: str | Path | None, root: Path) -> str | None:
-    """A path relative to the run directory when it lies inside it, else as given."""
-    if path is None:
-        return None
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:  # storage elsewhere (another disk, cloud): keep the path as is
-        return str(path)
 
 
 def best_row(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
@@ -107,14 +116,19 @@ def best_row(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, An
 
 def trial_record(
     result: Any,
-    run_dir: Path,
+    location: Location,
     metric: str,
     mode: str,
     asha_stops: dict[str, dict[str, Any]],
 ) -> TrialRecord:
-    """One trial of study.json from Ray Tune's `Result` (its metrics history and checkpoints)."""
+    """One trial of study.json from Ray Tune's `Result` (its metrics history and checkpoints);
+    its paths are relative to the run's `location`."""
     last = dict(result.metrics or {})
-    config = dict(result.config or {})
+    # The effective config: every data and trainer default (the seed a run used is then on
+    # record even when the study left it unset), and the precision "auto" chose.
+    config = with_defaults(dict(result.config or {}))
+    if isinstance(last.get("precision"), str):
+        config["precision"] = last["precision"]
     history = result.metrics_dataframe
     rows = history.to_dict("records") if history is not None and len(history) else []
     rows = [r for r in rows if metric in r and not r.get("infeasible")]
@@ -139,9 +153,9 @@ def trial_record(
         final={k: last[k] for k in keep if k in last},
         best={k: best[k] for k in keep if best and k in best},
         wall_time_s=last.get("time_total_s"),
-        trial_dir=rel(result.path, run_dir),
+        trial_dir=location.relative(result.path),
         best_checkpoint=(
-            None if status == "infeasible" else best_checkpoint(result, run_dir, metric, mode)
+            None if status == "infeasible" else best_checkpoint(result, location, metric, mode)
         ),
         attempts=attempts,
     )
@@ -157,14 +171,14 @@ def attempts_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def best_checkpoint(result: Any, run_dir: Path, metric: str, mode: str) -> str | None:
+def best_checkpoint(result: Any, location: Location, metric: str, mode: str) -> str | None:
     """The trial's checkpoint of its best epoch, else its last one."""
     try:
         ckpt = result.get_best_checkpoint(metric, mode)
     except (RuntimeError, ValueError):
         ckpt = None
     ckpt = ckpt or result.checkpoint
-    return rel(ckpt.path, run_dir) if ckpt is not None else None
+    return location.relative(ckpt.path) if ckpt is not None else None
 
 
 def stop_status(
@@ -226,7 +240,6 @@ __all__ = [
     "infeasible_record",
     "pick_best",
     "read_study",
-    "rel",
     "stop_status",
     "trial_record",
 ]

@@ -7,38 +7,36 @@ key and its checkpoint under `<key>_checkpoint` (so `encoder=FromStudy("classifi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from orchestrator.records import STUDY_FILE, read_study
 from orchestrator.study import FromStudy, StudyError
 from trainables.config import model_config
 from trainables.contract import BestRecord, StudyRecord
+from trainables.storage import Location
 
 
-def find_run(ref: FromStudy, storage: Path) -> tuple[Path, StudyRecord]:
-    """The run directory of study `ref.study` in `storage`.
+def find_run(ref: FromStudy, storage: Location) -> tuple[Location, StudyRecord]:
+    """The run directory of study `ref.study` in `storage` (a folder or a bucket).
 
     `storage/<study>` first; else any run directory whose study.json names that study (a run
-    given its own --name), the most recently written one when there are several.
+    given its own --name), the last one listed when there are several.
     """
-    direct = storage / ref.study / STUDY_FILE
+    direct = storage.join(ref.study, STUDY_FILE)
     if direct.is_file():
-        return direct.parent, read_study(direct)
-    named = [
-        p for p in sorted(storage.glob(f"*/{STUDY_FILE}"), key=lambda p: p.stat().st_mtime)
-        if read_study(p).study == ref.study
-    ]
+        return storage.join(ref.study), read_study(direct)
+    named = [p for p in storage.glob_children(STUDY_FILE) if read_study(p).study == ref.study]
     if not named:
         raise StudyError(
             f"FromStudy({ref.study!r}) needs the study {ref.study!r} to have run first in "
             f"{storage} (no {direct}, and no run there records that study); run its study file "
             "with the same --storage, then this one"
         )
-    return named[-1].parent, read_study(named[-1])
+    run = named[-1]
+    return Location(run.uri.rsplit("/", 1)[0]), read_study(run)
 
 
-def best_of_study(ref: FromStudy, record: StudyRecord, where: Path) -> BestRecord:
+def best_of_study(ref: FromStudy, record: StudyRecord, where: Location) -> BestRecord:
     stages = [s for s in record.stages if s.best is not None]
     stage = (
         next((s for s in stages if s.name == ref.stage), None)
@@ -48,12 +46,13 @@ def best_of_study(ref: FromStudy, record: StudyRecord, where: Path) -> BestRecor
     if stage is None or stage.best is None or not stage.best.checkpoint:
         raise StudyError(
             f"FromStudy({ref.study!r}, stage={ref.stage!r}): no finished stage with a best "
-            f"checkpoint in {where / STUDY_FILE}; stages with one: {[s.name for s in stages]}"
+            f"checkpoint in {where.join(STUDY_FILE)}; stages with one: "
+            f"{[s.name for s in stages]}"
         )
     return stage.best
 
 
-def resolve_references(config: dict[str, Any], storage: Path) -> dict[str, Any]:
+def resolve_references(config: dict[str, Any], storage: Location) -> dict[str, Any]:
     """`config` with every FromStudy value replaced by what it refers to."""
     out = dict(config)
     for key, ref in config.items():
@@ -61,7 +60,7 @@ def resolve_references(config: dict[str, Any], storage: Path) -> dict[str, Any]:
             continue
         run_dir, record = find_run(ref, storage)
         best = best_of_study(ref, record, run_dir)
-        checkpoint = str((run_dir / str(best.checkpoint)).resolve())
+        checkpoint = run_dir.join(str(best.checkpoint)).uri  # a path, or a URI the trial fetches
         if ref.take == "model":
             out[key] = model_config(best.config, {})
             out[f"{key}_checkpoint"] = checkpoint

@@ -6,23 +6,23 @@ reject infeasible points, train the rest, pick the best, evaluate it on the test
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator import ray_setup
-from orchestrator.plan import StagePlan, plan_stage, stage_base, validate_stage_keys
+from orchestrator.plan import StagePlan, plan_stage, stage_base, validate_study_keys
 from orchestrator.records import (
     FRESH_HINT,
     StudyFile,
     infeasible_record,
     pick_best,
-    rel,
     trial_record,
 )
 from orchestrator.references import resolve_references
 from orchestrator.study import Stage, Study, StudyError
-from orchestrator.tuner import Resources, asha_decisions, run_tuner
+from orchestrator.tuner import ASHA_LOG, Resources, asha_decisions, run_tuner
 from trainables.config import bundle_info, model_config
 from trainables.contract import BestRecord, StageRecord, TrialRecord, jsonable
 from trainables.data import DataBundle
@@ -30,6 +30,7 @@ from trainables.data.source import BundleCache, data_summary
 from trainables.evaluate import evaluate_state, write_evaluation
 from trainables.models import count_parameters
 from trainables.ray_io import load_state
+from trainables.storage import Location
 
 
 class Interrupted(Exception):
@@ -47,16 +48,26 @@ class RunContext:
     metric: str
     mode: str
     overrides: dict[str, Any]  # --set values, plus the smoke budget with --smoke
-    storage: Path
+    storage: Location  # the folder or bucket that holds run directories (FromStudy looks here)
+    start_ray: Callable[[], None]  # idempotent; called when a stage is about to train
+    scheduler: str | None = None  # --scheduler: overrides every stage's for this run
 
     @property
     def run_dir(self) -> Path:
+        """The local run directory (for remote storage: its local mirror)."""
         return self.journal.run_dir
+
+    @property
+    def location(self) -> Location:
+        """Where the run lives: what Ray writes to and what study.json's paths are relative to."""
+        return self.journal.location
 
 
 def run_stage(ctx: RunContext, stage: Stage) -> None:
     srec = ctx.journal.stage(stage.name)
     base = stage_config(ctx, stage)
+    if ctx.scheduler:  # after stage_config, which finds the stage in the study by equality
+        stage = replace(stage, scheduler=ctx.scheduler)
     refuse_edited_stage(srec, stage, base)
     if srec.status == "finished":
         print(f"[{stage.name}] finished earlier; best: {srec.best.label if srec.best else None}")
@@ -65,6 +76,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     bundle = ctx.data.get(base)
     ctx.journal.record.data = data_summary(bundle)
     plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
+    ctx.start_ray()
     start_stage(ctx, srec, plan, stage, base)
     trials = srec.trials + train_stage(ctx, plan, bundle)
     order = {p.label: i for i, p in enumerate(plan.points)}
@@ -79,13 +91,8 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
 
 
 def validate_stages(study: Study, overrides: dict[str, Any]) -> None:
-    """Every stage's keys and values, before Ray starts, data loads or study.json is written.
-
-    Inherited values are not known yet; each stage is checked on the base config, its own
-    values and the overrides, which is where typos and bad values live.
-    """
-    for stage in study.stages:
-        validate_stage_keys(study, stage, stage_base(study, stage, {}, overrides))
+    """Every stage's keys and values, before Ray starts, data loads or study.json is written."""
+    validate_study_keys(study, overrides)
 
 
 def stage_config(ctx: RunContext, stage: Stage) -> dict[str, Any]:
@@ -184,14 +191,19 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
     """Run (or resume) the stage's feasible trials; their study.json records."""
     if not plan.feasible and plan.stage.search != "optuna":
         return []
-    results = run_tuner(ctx.study, plan, bundle, ctx.run_dir, ctx.resources, ctx.metric, ctx.mode)
+    results = run_tuner(
+        ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric, ctx.mode
+    )
     expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples
     if len(results) < expected or results.num_terminated + results.num_errors < len(results):
         raise Interrupted(plan.stage.name)
-    stops = asha_decisions(ctx.run_dir.resolve() / plan.stage.name)
+    log = ctx.run_dir / plan.stage.name / ASHA_LOG
+    if log.is_file():
+        ctx.journal.publish(log)
+    stops = asha_decisions(log.parent)
     trials = []
     for result in results:
-        trial = trial_record(result, ctx.run_dir, ctx.metric, ctx.mode, stops)
+        trial = trial_record(result, ctx.location, ctx.metric, ctx.mode, stops)
         trial.params = trial_params(trial.config, bundle)
         trials.append(trial)
     return trials
@@ -207,8 +219,8 @@ def trial_params(config: dict[str, Any], bundle: DataBundle) -> int | None:
 def evaluate_best(ctx: RunContext, stage: Stage, best: BestRecord, bundle: DataBundle) -> None:
     """Test-set evaluation of the stage's best checkpoint, as a Ray task with a trial's
     resources (on a cluster: on a GPU worker); the driver writes evaluation/<stage>.json/.npz."""
-    checkpoint = ctx.run_dir / str(best.checkpoint)
-    state = load_state(checkpoint)
+    checkpoint = ctx.location.join(str(best.checkpoint))
+    state = load_state(checkpoint.uri)
     record, arrays = ray_setup.run_task(
         evaluate_state,
         state,
@@ -219,9 +231,11 @@ def evaluate_best(ctx: RunContext, stage: Stage, best: BestRecord, bundle: DataB
         cpus=ctx.resources.cpus_per_trial,
         gpus=ctx.resources.gpus_per_trial,
     )
-    record.checkpoint = rel(checkpoint, ctx.run_dir)
+    record.checkpoint = best.checkpoint
     path = write_evaluation(ctx.run_dir / "evaluation", record, arrays)
-    ctx.journal.record.evaluations[stage.name] = str(rel(path, ctx.run_dir))
+    ctx.journal.publish(path.with_suffix(".npz"))
+    ctx.journal.publish(path)
+    ctx.journal.record.evaluations[stage.name] = path.relative_to(ctx.run_dir).as_posix()
     ctx.journal.save()
     shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items())
     print(f"[{stage.name}] test set: {shown}", flush=True)

@@ -17,6 +17,7 @@ from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
 from trainables.data import DataBundle
 from trainables.loop import TrialSetup
+from trainables.storage import Location
 from trainables.trainable import train
 
 
@@ -117,6 +118,7 @@ def run_tuner(
     study: Study,
     plan: StagePlan,
     bundle: DataBundle,
+    location: Location,
     run_dir: Path,
     resources: Resources,
     metric: str,
@@ -129,11 +131,13 @@ def run_tuner(
     trainable = make_trainable(bundle, setup, resources)
     # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
     param_space = {**plan.base, **plan.sampled} if plan.stage.search == "optuna" else {}
-    stage_dir = run_dir.resolve() / plan.stage.name
+    stage_dir = location.join(plan.stage.name).ray_path  # Ray's experiment (local or a bucket)
+    log_dir = run_dir / plan.stage.name  # ASHA's decision log: the driver's local run dir
+    log_dir.mkdir(parents=True, exist_ok=True)
     progress = StageProgress(plan, metric, mode)
     run_config = tune.RunConfig(
         name=plan.stage.name,
-        storage_path=str(run_dir.resolve()),
+        storage_path=location.ray_path,
         verbose=0,
         # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
         callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress],
@@ -145,9 +149,9 @@ def run_tuner(
             num_to_keep=2, checkpoint_score_attribute=metric, checkpoint_score_order=mode
         ),
     )
-    if tune.Tuner.can_restore(str(stage_dir)):
+    if tune.Tuner.can_restore(stage_dir):
         tuner = tune.Tuner.restore(
-            str(stage_dir),
+            stage_dir,
             trainable,
             resume_unfinished=True,
             resume_errored=False,
@@ -165,7 +169,7 @@ def run_tuner(
                 metric=metric,
                 mode=mode,
                 search_alg=searcher,
-                scheduler=make_scheduler(study, plan, metric, stage_dir),
+                scheduler=make_scheduler(study, plan, metric, log_dir),
                 num_samples=num_samples,
                 max_concurrent_trials=resources.max_concurrent or None,
                 trial_dirname_creator=trial_dirname,

@@ -222,6 +222,17 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "status": (str,),
     "trainable": (str,),
+    "study": (str,),
+    "metric": (str,),
+    "mode": (str,),
+    "label": (str,),
+    "title": (str,),
+    "reason": (str,),
+    "description": (str,),
+    "trial_id": (str,),
+    "checkpoint": (str,),
+    "trial_dir": (str,),
+    "best_checkpoint": (str,),
 }
 
 

@@ -110,8 +110,14 @@ def load_latest_state() -> dict[str, Any] | None:
         return load_state(Path(folder))
 
 
-def load_state(folder: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(folder) / CHECKPOINT_FILE
+def load_state(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint folder's state; `folder` may be a URI (s3://...) on remote run storage,
+    fetched into the local cache first (a FromStudy encoder on another node, an evaluation)."""
+    from trainables.data import default_cache_dir
+    from trainables.storage import fetch_local
+
+    local = fetch_local(str(folder), default_cache_dir())
+    path = local / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {CHECKPOINT_FILE} in checkpoint folder {folder}")
     # weights_only=False: our own checkpoints hold RNG states and scheduler dicts, not just tensors.
