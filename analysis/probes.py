@@ -49,7 +49,10 @@ def weight_variance_figure(out: Path, samples: int = 32, seed: int = 0) -> dict[
     control = pooled_activations(1.0, samples, seed)
     doubled = pooled_activations(2.0, samples, seed)
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = torch.linspace(0, float(max(control.max(), doubled.max())), 60).numpy()
+    # Pooled values are signed (about half negative): the bins span both tails.
+    lo = float(min(control.min(), doubled.min()))
+    hi = float(max(control.max(), doubled.max()))
+    bins = torch.linspace(lo, hi, 60).numpy()
     ax.hist(control.numpy(), bins=bins, alpha=0.6, label="layer 3 variance = layers 2 and 4")
     ax.hist(doubled.numpy(), bins=bins, alpha=0.6, label="layer 3 variance x2")
     ax.set_xlabel("activation after global average pooling")

@@ -214,7 +214,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
 
 def _header(b: ReportBuilder) -> None:
     s = b.study
-    b.add(Heading(1, f"archsweep report: {s.name}"))
+    budget = s.record.run_settings.get("budget")
+    suffix = f" (budget: {budget}, not the course's)" if budget else ""
+    b.add(Heading(1, f"archsweep report: {s.name}{suffix}"))
     if s.description:
         b.add(Paragraph(s.description))
     counts = Counter(t.status for t in s.all_trials())
@@ -263,7 +265,10 @@ def _header(b: ReportBuilder) -> None:
 def _run_settings_text(s: Study) -> str:
     rs = s.record.run_settings
     over = rs.get("set") or {}
-    text = "Run: " + ("smoke run (--smoke)" if rs.get("smoke") else "full budget (no --smoke)")
+    if rs.get("budget"):
+        text = f"Run: --budget {rs['budget']}"
+    else:
+        text = "Run: " + ("smoke run (--smoke)" if rs.get("smoke") else "full budget (no --smoke)")
     if over:
         text += "; --set " + ", ".join(f"{k}={fmt_value(v)}" for k, v in over.items())
     return text

@@ -18,17 +18,22 @@ from typing import Any
 
 from orchestrator import ray_setup
 from orchestrator.lock import RunLock
-from orchestrator.records import StudyFile
+from orchestrator.records import STUDY_FILE, StudyFile
 from orchestrator.stages import Interrupted, RunContext, run_stage, validate_stages
 from orchestrator.study import Study, StudyError, load_study
 from orchestrator.tuner import Resources
 from trainables.config import ConfigError
 from trainables.contract import DEFAULT_METRIC, StageRecord, StudyRecord
-from trainables.data import DataError, default_data_root
+from trainables.data import DataError, default_cache_dir, default_data_root
 from trainables.data.source import BundleCache
+from trainables.storage import Location, StorageError, mirror_dir
 
 # Enough to exercise every code path of every trial (train, validate, checkpoint, report).
 SMOKE = {"epochs": 1, "max_batches": 2, "batch_size": 32}
+# Named budgets: --set values under one name that the report prints on its first line. "quick"
+# is the README's first command: the activation study on a 2-core CPU in minutes (32 px, 3
+# epochs; see README for the measured time), a real but small result, never the course's.
+BUDGETS: dict[str, dict[str, Any]] = {"quick": {"image_size": 32, "epochs": 3}}
 INTERRUPTED = "interrupted: run the same command again to resume"
 TRIALS_FAILED = 3  # the study finished, but some trial ended in an error
 
@@ -69,6 +74,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of samplers (random, Optuna)")
     p.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help="a named reduced budget (quick: 32 px, 3 epochs) instead of the study's; the "
+        "report names it on its first line. --set values still win",
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=("asha", "fifo"),
+        default=None,
+        help="override every stage's scheduler for this run (default: the study file's)",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="start over; the old experiment folder is moved aside, never deleted",
@@ -99,19 +117,33 @@ def number(kind: type, minimum: float, strict: bool = False) -> Any:
     return parse
 
 
-def run_directory(storage: Path, name: str) -> Path:
+def run_directory(storage: Location, name: str) -> Location:
     """storage/name, refusing a name that would leave storage and storage that cannot hold it."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise StudyError(
             f"--name {name!r} must be a plain folder name (no '/', not '.' or '..'), e.g. "
             "--name activations_seed1"
         )
-    if storage.exists() and not storage.is_dir():
-        raise StudyError(f"--storage {storage} is a file; give a folder (default: runs)")
-    existing = next(p for p in (storage, *storage.absolute().parents) if p.exists())
+    if storage.remote:
+        return storage.join(name)
+    folder = storage.local_path
+    if folder.exists() and not folder.is_dir():
+        raise StudyError(f"--storage {folder} is a file; give a folder (default: runs)")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise StudyError(f"--storage {storage}: {existing} is not writable; pick another folder")
-    return storage / name
+        raise StudyError(f"--storage {folder}: {existing} is not writable; pick another folder")
+    return storage.join(name)
+
+
+def local_run_dir(location: Location) -> Path:
+    """The run directory on this machine: the folder itself, or a remote run's local mirror
+    holding its small files (study.json, evaluation/, ASHA logs), fetched here to resume."""
+    if not location.remote:
+        return location.local_path
+    mirror = mirror_dir(location, default_cache_dir())
+    if location.join(STUDY_FILE).is_file():
+        location.download(mirror, exclude_dirs=("checkpoint_",))
+    return mirror
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -146,59 +178,87 @@ def study_header(study: Study, args: argparse.Namespace, overrides: dict) -> Stu
         mode=mode,
         description=study.description,
         constraints=study.constraints,
-        run_settings={"set": overrides, "smoke": bool(args.smoke)},
+        run_settings={
+            "set": overrides,
+            "smoke": bool(args.smoke),
+            **({"budget": args.budget} if args.budget else {}),
+            **({"scheduler": args.scheduler} if args.scheduler else {}),
+        },
         stages=[StageRecord(name=s.name) for s in study.stages],
     )
 
 
 def run_study(study: Study, args: argparse.Namespace) -> int:
-    storage = Path(args.storage)
-    run_dir = run_directory(storage, args.name or study.name)
-    overrides = parse_overrides(args.set)
+    storage = Location(args.storage)
+    location = run_directory(storage, args.name or study.name)
+    overrides = {**BUDGETS.get(args.budget or "", {}), **parse_overrides(args.set)}
     validate_stages(study, overrides)  # the study's own values first; then --smoke's
     if args.smoke:
         validate_stages(study, {**overrides, **SMOKE})
     ray_setup.check_address(args.address)
-    if args.fresh and (moved := move_aside(run_dir)):
+    if args.fresh:
+        fresh_start(location)
+    run_dir = local_run_dir(location)
+    with RunLock(run_dir, location):
+        return run_locked(study, args, storage, location, run_dir, overrides)
+
+
+def fresh_start(location: Location) -> None:
+    if location.remote:
+        raise StudyError(
+            f"--fresh cannot move a run aside in {location} (object stores have no rename); "
+            "start the new run with another --name"
+        )
+    if moved := move_aside(location.local_path):
         print(f"--fresh: previous run kept at {moved}")
-    with RunLock(run_dir):
-        return run_locked(study, args, storage, run_dir, overrides)
 
 
 def run_locked(
-    study: Study, args: argparse.Namespace, storage: Path, run_dir: Path, overrides: dict
+    study: Study,
+    args: argparse.Namespace,
+    storage: Location,
+    location: Location,
+    run_dir: Path,
+    overrides: dict,
 ) -> int:
     header = study_header(study, args, overrides)
-    journal = StudyFile.open(run_dir, header)
+    journal = StudyFile.open(run_dir, header, location)
+    resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.seed)
     ctx = RunContext(
         study=study,
         journal=journal,
         data=BundleCache(args.data_root or default_data_root()),
-        resources=Resources(
-            args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.seed
-        ),
+        resources=resources,
         metric=header.metric,
         mode=header.mode,
         overrides={**overrides, **(SMOKE if args.smoke else {})},
         storage=storage,
+        start_ray=lambda: start_ray_once(args, resources),
+        scheduler=args.scheduler,
     )
     ray_setup.log_to_file(run_dir / "orchestrator.log")
-    ray_setup.start_ray(args.address)
-    # After ray.init, whose core installs its own SIGTERM handler (a C stack dump, exit 134).
-    signal.signal(signal.SIGTERM, sigterm_as_sigint)
-    ray_setup.check_resources(ctx.resources.cpus_per_trial, ctx.resources.gpus_per_trial,
-                              joined=bool(args.address))
-    print(f"study {study.name}: {len(study.stages)} stage(s) -> {run_dir}", flush=True)
+    print(f"study {study.name}: {len(study.stages)} stage(s) -> {location}", flush=True)
     for stage in study.stages:
         run_stage(ctx, stage)
     journal.record.status = "finished"
     journal.save()
     print(
-        f"study {study.name} finished: {run_dir / 'study.json'}; "
-        f"report: python -m analysis.report {run_dir}",
+        f"study {study.name} finished: {location.join(STUDY_FILE)}; "
+        f"report: python -m analysis.report {location}",
         flush=True,
     )
     return errored_trials_exit(journal.record)
+
+
+def start_ray_once(args: argparse.Namespace, resources: Resources) -> None:
+    """Ray starts when the first stage is about to train: the data set and FromStudy
+    references are checked first, so their mistakes cost seconds, not a Ray start."""
+    ray_setup.start_ray(args.address)
+    # After ray.init, whose core installs its own SIGTERM handler (a C stack dump, exit 134).
+    signal.signal(signal.SIGTERM, sigterm_as_sigint)
+    ray_setup.check_resources(
+        resources.cpus_per_trial, resources.gpus_per_trial, joined=bool(args.address)
+    )
 
 
 def errored_trials_exit(record: StudyRecord) -> int:
@@ -228,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         study = load_study(args.study_file)
         return run_study(study, args)
-    except (StudyError, ConfigError, DataError) as err:
+    except (StudyError, ConfigError, DataError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):

@@ -57,12 +57,14 @@ class Stage:
         name: folder name of the stage's Ray experiment (letters, digits, -, _).
         space: Ray Tune search space over config keys (tune.grid_search, tune.choice, ...).
         title: human title for reports ("Channels").
-        label: the course's name for the stage's configurations: "Baseline" for a single trial,
-            or a prefix such as "3.1" that becomes "3.1-A", "3.1-B", ... in grid order.
+        label: the course's name for the stage's configurations, numbered as in
+            EXPERIMENTS.md: a prefix such as "A.2" becomes "A.2-A", "A.2-B", ... in grid order.
         config: values set for this stage on top of what it inherits.
         inherit: "previous" (best config of the stage before; the course's "use the best
             configuration from the previous step"), "base", or the name of an earlier stage.
-        scheduler: "asha" (early stopping) or "fifo" (every trial runs to the end).
+        scheduler: "fifo" (every trial runs to the end: the course's comparisons, where every
+            variant gets the same budget) or "asha" (early stopping: wide searches). Default:
+            "fifo" for a grid, "asha" for random and Optuna searches.
         search: "grid" (grid_search / choice), "random" or "optuna" (seeded TPE).
         num_samples: samples per grid point (random) or trials in total (optuna).
         evaluate: after the stage, evaluate its best checkpoint on the test split.
@@ -74,10 +76,14 @@ class Stage:
     label: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     inherit: str = "previous"
-    scheduler: str = "asha"
+    scheduler: str | None = None  # None: see the docstring's default
     search: str = "grid"
     num_samples: int = 1
     evaluate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheduler is None:
+            self.scheduler = "fifo" if self.search == "grid" else "asha"
 
 
 @dataclass

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_report_sections import assert_figure_has_data
 
 from analysis.report import main as report_main
 from orchestrator.run import main as run_main
@@ -125,6 +126,8 @@ def test_report_draws_what_the_run_produced(real_run: Path) -> None:
     for name in ("curves_widths.png", "gradflow_widths.png", "confusion_widths.png",
                  "samples_widths.png"):
         assert name in figures, f"{name} missing from the report of a real run: {sorted(figures)}"
+    for png in (real_run / "report" / "figures").glob("*.png"):
+        assert_figure_has_data(png)  # drawn from real values, not an empty frame
     md = (real_run / "report" / "report.md").read_text()
     assert "The contract test's tiny study." in md
     assert "infeasible" in md
