@@ -31,9 +31,9 @@ from trainables.storage import Location, StorageError, mirror_dir
 # Enough to exercise every code path of every trial (train, validate, checkpoint, report).
 SMOKE = {"epochs": 1, "max_batches": 2, "batch_size": 32}
 # Named budgets: --set values under one name that the report prints on its first line. "quick"
-# is the README's first command: the activation study on a 2-core CPU in minutes (32 px, 3
+# is the README's first command: the activation study on a 2-core CPU in minutes (32 px, 2
 # epochs; see README for the measured time), a real but small result, never the course's.
-BUDGETS: dict[str, dict[str, Any]] = {"quick": {"image_size": 32, "epochs": 3}}
+BUDGETS: dict[str, dict[str, Any]] = {"quick": {"image_size": 32, "epochs": 2}}
 INTERRUPTED = "interrupted: run the same command again to resume"
 TRIALS_FAILED = 3  # the study finished, but some trial ended in an error
 
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--budget",
         choices=sorted(BUDGETS),
         default=None,
-        help="a named reduced budget (quick: 32 px, 3 epochs) instead of the study's; the "
+        help="a named reduced budget (quick: 32 px, 2 epochs) instead of the study's; the "
         "report names it on its first line. --set values still win",
     )
     p.add_argument(
