@@ -385,3 +385,62 @@ def test_stop_reason_is_asha_only_when_asha_decided() -> None:
     assert status == "stopped" and "without an ASHA decision" in reason
     assert stop_status(ok, {}, 6, 6, None, "val_acc") == ("completed", None)
     assert stop_status(ok, {"diverged": 1, "reason": "nan"}, 1, 6, None, "val_acc")[0] == "diverged"
+
+
+# --- resume safety: edited stages, concurrent runs ---------------------------------------------
+
+EDITABLE = """
+from ray import tune
+from orchestrator.study import Stage, Study
+study = Study(name="edit", trainable="classification",
+              base={{"dataset": "tiny_imagenet", "classes": 3, "epochs": 1, "batch_size": 32,
+                    "max_batches": 1, **{model!r}}},
+              stages=[Stage("acts", label="X", space={{"activation": tune.grid_search({grid!r})}})])
+"""
+
+
+def test_edited_stage_is_refused_on_resume_naming_the_change(
+    tmp_path: Path, data_root: Path, ray_session: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = tmp_path / "edit.py"
+    study.write_text(textwrap.dedent(EDITABLE.format(model=TINY_MODEL, grid=["relu", "elu"])))
+    args = [str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")]
+    assert main(args) == 0
+    study.write_text(textwrap.dedent(EDITABLE.format(model=TINY_MODEL, grid=["relu"])))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "stage 'acts' ran with another plan" in err
+    assert "space.activation" in err and "--fresh" in err
+    record = json.loads((tmp_path / "runs" / "edit" / "study.json").read_text())
+    assert [t["label"] for t in record["stages"][0]["trials"]] == ["X-A", "X-B"]  # nothing lost
+
+
+def test_second_run_into_a_held_run_directory_is_refused(
+    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    study = single_stage_study(tmp_path, "locked", classes=3)
+    run_dir = tmp_path / "runs" / "locked"
+    run_dir.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    lock = run_dir / ".archsweep.lock"
+    lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "t"}))
+    args = [str(study), "--data-root", str(data_root), "--storage", str(tmp_path / "runs")]
+    try:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"another run (pid {holder.pid} on {socket.gethostname()}" in err
+        assert lock.is_file() and not (run_dir / "study.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its process gone, the lock is stale: the next run takes it over (and gives it back).
+    from orchestrator.lock import RunLock
+
+    with RunLock(run_dir):
+        assert json.loads(lock.read_text())["pid"] != holder.pid
+    assert not lock.exists()
