@@ -12,7 +12,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from orchestrator.plan import StagePlan
-from orchestrator.progress import StageProgress
+from orchestrator.progress import BoardClient, StageProgress, close_board, create_board
 from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
 from trainables.data import DataBundle
@@ -125,8 +125,31 @@ def run_tuner(
     mode: str,
 ) -> tune.ResultGrid:
     """Fit (or resume) the stage's Tuner and return Ray's results."""
+    # A fresh board per run of the stage (a resumed stage too): trials find it by name.
+    board = create_board(plan.stage.name)
+    try:
+        return fit_stage(study, plan, bundle, location, run_dir, resources, metric, mode, board)
+    finally:
+        close_board(plan.stage.name)
+
+
+def fit_stage(
+    study: Study,
+    plan: StagePlan,
+    bundle: DataBundle,
+    location: Location,
+    run_dir: Path,
+    resources: Resources,
+    metric: str,
+    mode: str,
+    board: BoardClient | None,
+) -> tune.ResultGrid:
     setup = TrialSetup(
-        task=study.trainable, metric=metric, mode=mode, constraints=study.constraints
+        task=study.trainable,
+        metric=metric,
+        mode=mode,
+        constraints=study.constraints,
+        progress_board=board.name if board is not None else None,
     )
     trainable = make_trainable(bundle, setup, resources)
     # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
@@ -134,7 +157,7 @@ def run_tuner(
     stage_dir = location.join(plan.stage.name).ray_path  # Ray's experiment (local or a bucket)
     log_dir = run_dir / plan.stage.name  # ASHA's decision log: the driver's local run dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    progress = StageProgress(plan, metric, mode)
+    progress = StageProgress(plan, metric, mode, board=board)
     run_config = tune.RunConfig(
         name=plan.stage.name,
         storage_path=location.ray_path,
@@ -158,7 +181,7 @@ def run_tuner(
             param_space=param_space,
         )
         # The restored Tuner carries the callbacks pickled when the stage began; StageProgress
-        # resets its clock and counters when unpickled (see its __setstate__).
+        # resets its live view when unpickled and finds this run's board by the stage's name.
         print(f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True)
     else:
         searcher, num_samples = make_search(plan, metric, mode, resources.seed)

@@ -26,6 +26,7 @@ from trainables.data import AugmentConfig, DataBundle, TensorLoader
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
 from trainables.precision import resolve_precision
+from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
 
@@ -39,6 +40,8 @@ class TrialSetup:
     mode: str = "max"
     constraints: dict[str, Any] = field(default_factory=dict)
     image_every: int = 5  # epochs between TensorBoard image summaries
+    # Name of the stage's progress board actor (orchestrator.progress); None: no live progress.
+    progress_board: str | None = None
 
 
 def uses_channels_last(trainer: dict[str, Any], device: torch.device) -> bool:
@@ -98,12 +101,18 @@ def run_epoch(
     optimizer: torch.optim.Optimizer | None = None,
     step_scheduler: Callable[[], None] | None = None,
     grad_clip: float = 0.0,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
-    """Train (optimizer given) or evaluate over `batches`; returns the task's running sums."""
+    """Train (optimizer given) or evaluate over `batches`; returns the task's running sums.
+
+    `on_batch(batches_done, images_done)` is called after every batch (live progress; it
+    throttles itself).
+    """
     training = optimizer is not None
     sums = task.new_sums()
+    images = 0
     with torch.set_grad_enabled(training):
-        for x, y in batches:
+        for done, (x, y) in enumerate(batches, start=1):
             y = targets_for(task.name, y)
             with autocast():
                 logits = model(x)
@@ -119,6 +128,9 @@ def run_epoch(
                 if step_scheduler is not None:
                     step_scheduler()
             task.add(sums, logits.detach().float(), y, loss.detach())
+            images += len(x)
+            if on_batch is not None:
+                on_batch(done, images)
     return sums
 
 
@@ -228,8 +240,19 @@ def train_epochs(
     setup: TrialSetup,
     logger: TrialLogger,
 ) -> None:
+    train_loader = state.loaders["train"]
+    progress = ProgressReporter(
+        setup.progress_board,
+        label=str(config.get("label") or "trial"),
+        epochs=trainer["epochs"],
+        batches=len(train_loader),
+        epoch_images=min(len(train_loader.images), len(train_loader) * train_loader.batch_size),
+    )
     for epoch in range(state.start_epoch, trainer["epochs"] + 1):
-        metrics = train_and_validate(state, trainer, epoch)
+        progress.start_epoch(epoch)
+        metrics = train_and_validate(state, trainer, epoch, progress)
+        if not metrics.get("diverged"):
+            progress.end_training(metrics["images_per_s"], metrics["train_time_s"])
         metrics["node"] = ray_io.node_id()  # study.json's attempts say where each ran
         metrics["precision"] = trainer["precision"]  # what "auto" chose on this device
         logger.scalars(metrics, epoch)
@@ -298,8 +321,15 @@ def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.devi
     }
 
 
-def train_and_validate(state: TrialState, trainer: dict[str, Any], epoch: int) -> dict[str, Any]:
-    """One epoch: freeze schedule, train, validate, LR step; the epoch's flat metric dict."""
+def train_and_validate(
+    state: TrialState,
+    trainer: dict[str, Any],
+    epoch: int,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """One epoch: freeze schedule, train, validate, LR step; the epoch's flat metric dict.
+
+    `on_batch` follows the training batches (run_epoch's live-progress hook)."""
     model, optimizer = state.model, state.optimizer
     frozen = apply_freeze_schedule(model, trainer, epoch)
     encoder_before = encoder_snapshot(model)
@@ -315,6 +345,7 @@ def train_and_validate(state: TrialState, trainer: dict[str, Any], epoch: int) -
             optimizer,
             state.scheduler.step if state.per_batch else None,
             trainer["grad_clip"],
+            on_batch,
         )
         train_time = time.perf_counter() - t0
         model.eval()

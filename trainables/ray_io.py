@@ -95,6 +95,32 @@ def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         tune.report(metrics, checkpoint=checkpoint)
 
 
+_boards: dict[str, Any] = {}  # progress board handles of this trial process, by name
+
+
+def progress(board: str | None, update: dict[str, Any]) -> None:
+    """Send a within-epoch progress update to the stage's board actor, fire-and-forget.
+
+    The board is a named actor (orchestrator.progress), reachable from a trial on any node.
+    Nothing here may fail a trial: no board, a dead board or any Ray error just drops the update
+    (the next one looks the board up again). Outside Ray (LocalSession, bare loop) a no-op.
+    """
+    if board is None or _local is not None:
+        return
+    try:
+        import ray
+        from ray import tune
+
+        if not ray.is_initialized():  # a bare process: never start a Ray just for progress
+            return
+        handle = _boards.get(board)
+        if handle is None:
+            handle = _boards[board] = ray.get_actor(board)
+        handle.update.remote(tune.get_context().get_trial_id(), update)
+    except Exception:
+        _boards.pop(board, None)
+
+
 def load_latest_state() -> dict[str, Any] | None:
     """The state saved with the last reported checkpoint (Ray restores it on resume/retry)."""
     if _local is not None:
