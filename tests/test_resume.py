@@ -74,25 +74,9 @@ def test_killed_study_resumes_without_rerunning_finished_trials(tmp_path: Path) 
     stage_dir = runs / "resume" / "first"
 
     proc = start(study, data, runs, tmp_path / "first.log")
-    deadline = time.monotonic() + 240
     try:
         # Kill once trial R-A has finished and R-B has reported at least one epoch.
-        while time.monotonic() < deadline:
-            a = [epochs_of(d) for d in stage_dir.glob("R-A_*")]
-            b = [epochs_of(d) for d in stage_dir.glob("R-B_*")]
-            if a and a[0] == [1, 2, 3, 4, 5, 6] and b and b[0]:
-                break
-            if proc.poll() is not None:
-                pytest.fail(
-                    "study ended before it could be killed:\n"
-                    + (tmp_path / "first.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
-        else:
-            pytest.fail(
-                "study did not reach the kill point:\n"
-                + (tmp_path / "first.log").read_text()[-3000:]
-            )
+        wait_until_mid_stage(proc, stage_dir, tmp_path / "first.log")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
