@@ -101,3 +101,79 @@ def test_event_files_hold_every_epoch(two_node_run: Path) -> None:
         acc.Reload()
         steps = [e.step for e in acc.Scalars("val_acc")]
         assert steps == [1, 2], f"{t['label']}: val_acc steps {steps}"
+
+
+LOSS_DRIVER = """
+import json, sys, threading, time
+from pathlib import Path
+from ray.cluster_utils import Cluster
+from orchestrator.run import main
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+worker_id = worker.node_id[:12]
+runs = Path(sys.argv[3])
+killed = {}
+
+def kill_worker_mid_trial():
+    # Once a trial on the worker has reported epoch 2 (and its checkpoint), the node dies.
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for result in runs.glob("*/*/*/result.json"):
+            rows = [json.loads(l) for l in result.read_text().splitlines() if l.strip()]
+            if rows and rows[-1].get("node") == worker_id and rows[-1]["epoch"] >= 2:
+                killed["trial"] = result.parent.name
+                killed["epoch"] = rows[-1]["epoch"]
+                cluster.remove_node(worker)
+                return
+        time.sleep(0.1)
+
+threading.Thread(target=kill_worker_mid_trial, daemon=True).start()
+try:
+    code = main([sys.argv[1], "--data-root", sys.argv[2], "--storage", sys.argv[3],
+                 "--address", cluster.address])
+finally:
+    import ray
+    ray.shutdown()
+    cluster.shutdown()
+(runs / "killed.json").write_text(json.dumps(killed))
+sys.exit(code)
+"""
+
+
+def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainables.data import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", n_classes=3,
+                        train_per_class=24, val_per_class=6)
+    study = STUDY.replace('"epochs": 2', '"epochs": 6').replace(
+        '["relu", "elu", "gelu", "silu"]', '["relu", "elu"]'
+    )
+    (tmp_path / "spread.py").write_text(textwrap.dedent(study))
+    runs = tmp_path / "runs"
+    res = subprocess.run(
+        [sys.executable, "-c", LOSS_DRIVER, str(tmp_path / "spread.py"), str(tmp_path / "data"),
+         str(runs)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**_env(), "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    killed = json.loads((runs / "killed.json").read_text())
+    assert killed, "no trial ran on the worker node before the study ended"
+    trials = json.loads((runs / "spread" / "study.json").read_text())["stages"][0]["trials"]
+    assert [t["status"] for t in trials] == ["completed", "completed"]
+    (retried,) = [t for t in trials if t["trial_dir"].endswith(killed["trial"])]
+    nodes = [a["node"] for a in retried["attempts"]]
+    assert len(nodes) == 2 and nodes[0] != nodes[1], retried["attempts"]
+    assert "2 attempts" in retried["reason"]
+    # Resumed from its last checkpoint: every epoch once in the record, none lost in TensorBoard.
+    rows = [json.loads(line) for line in
+            (runs / "spread" / retried["trial_dir"] / "result.json").read_text().splitlines()]
+    assert sorted({r["epoch"] for r in rows}) == [1, 2, 3, 4, 5, 6]
+    assert retried["attempts"][1]["from_epoch"] > 1
+    acc = EventAccumulator(str(runs / "spread" / retried["trial_dir"]))
+    acc.Reload()
+    assert sorted({e.step for e in acc.Scalars("val_acc")}) == [1, 2, 3, 4, 5, 6]
