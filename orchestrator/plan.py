@@ -13,12 +13,19 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from ray.tune.search.sample import Domain
 
 from orchestrator.study import FromStudy, Stage, Study, StudyError
 from trainables.config import DATA_KEYS, ConfigError, model_config, model_keys, validate_config
 from trainables.data import DATA_DEFAULTS, list_datasets
-from trainables.models import check_constraints, count_parameters, family_fields
+from trainables.models import (
+    EncoderDecoderModel,
+    build_model,
+    check_constraints,
+    count_parameters,
+    family_fields,
+)
 from trainables.models.registry import parse_config
 
 
@@ -295,7 +302,31 @@ def check_point(
         violations = [v.message for v in check_constraints(model_cfg, rules)] if rules else []
     except ValueError as err:  # a config the model family cannot build at all
         return PlannedPoint(config=config, label=label, params=None, violations=[str(err)])
+    check_encoder_keys(config, model_cfg, label)
     return PlannedPoint(config=config, label=label, params=params, violations=violations)
+
+
+# Trainer keys that only act on a model with a pretrained encoder (EncoderDecoderModel).
+ENCODER_KEYS = {"freeze_schedule": "none", "encoder_lr_mult": 1.0, "unfreeze_stages": None}
+
+
+def check_encoder_keys(
+    config: dict[str, Any], model_cfg: dict[str, Any], label: str | None
+) -> None:
+    """A freeze schedule (or encoder LR) on a model without an encoder would be silently
+    ignored; it is a config error instead."""
+    set_keys = [k for k, default in ENCODER_KEYS.items() if config.get(k, default) != default]
+    if not set_keys:
+        return
+    with torch.device("meta"):
+        model = build_model(model_cfg)
+    if not isinstance(model, EncoderDecoderModel):
+        where = f" ({label})" if label else ""
+        raise StudyError(
+            f"{', '.join(f'{k}={config[k]!r}' for k in set_keys)}{where}: model "
+            f"{model_cfg['model']!r} has no encoder to freeze; these keys act only on "
+            "encoder/decoder models such as 'unet_backbone'"
+        )
 
 
 def _any_value(domain: Domain) -> Any:

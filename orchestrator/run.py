@@ -192,6 +192,7 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
     storage = Location(args.storage)
     location = run_directory(storage, args.name or study.name)
     overrides = {**BUDGETS.get(args.budget or "", {}), **parse_overrides(args.set)}
+    warn_shadowed(study, parse_overrides(args.set))
     validate_stages(study, overrides)  # the study's own values first; then --smoke's
     if args.smoke:
         validate_stages(study, {**overrides, **SMOKE})
@@ -201,6 +202,18 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
     run_dir = local_run_dir(location)
     with RunLock(run_dir, location):
         return run_locked(study, args, storage, location, run_dir, overrides)
+
+
+def warn_shadowed(study: Study, overrides: dict[str, Any]) -> None:
+    """A --set key that a stage searches keeps the searched values there: say so."""
+    for stage in study.stages:
+        searched = {k for key in stage.space for k in (key if isinstance(key, tuple) else (key,))}
+        for key in sorted(searched & set(overrides)):
+            print(
+                f"warning: --set {key}={overrides[key]!r} does not apply to stage "
+                f"{stage.name!r}, which searches {key}; the searched values win there",
+                file=sys.stderr,
+            )
 
 
 def fresh_start(location: Location) -> None:

@@ -112,3 +112,17 @@ def test_config_validation_names_bad_values() -> None:
         validate_config({**base_config(), "dropuot": 0.1}, "classification")
     with pytest.raises(ConfigError, match="model='vit'"):
         validate_config({**base_config(), "model": "vit"}, "classification")
+
+
+def test_pretrained_encoder_keeps_its_own_input_normalization() -> None:
+    """Course B.3: a frozen classifier encoder expects the classifier's mean/std."""
+    from types import SimpleNamespace
+
+    from trainables.loop import encoder_normalization
+
+    bundle = SimpleNamespace(mean=(0.3, 0.3, 0.3), std=(0.2, 0.2, 0.2))
+    encoder = {"mean": [0.48, 0.45, 0.40], "std": [0.27, 0.26, 0.28]}
+    assert encoder_normalization(encoder, bundle) == ((0.48, 0.45, 0.40), (0.27, 0.26, 0.28))
+    gray = {"mean": [0.13], "std": [0.31]}  # another channel count: the data's own
+    assert encoder_normalization(gray, bundle) == (bundle.mean, bundle.std)
+    assert encoder_normalization({}, bundle) == (bundle.mean, bundle.std)

@@ -444,3 +444,36 @@ def test_second_run_into_a_held_run_directory_is_refused(
     with RunLock(run_dir):
         assert json.loads(lock.read_text())["pid"] != holder.pid
     assert not lock.exists()
+
+
+def test_freeze_schedule_on_a_model_without_encoder_is_a_config_error(
+    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = write_study(
+        tmp_path,
+        "nofreeze",
+        f"""
+        from orchestrator.study import Stage, Study
+        study = Study(name="nofreeze", trainable="classification",
+                      base={{"dataset": "tiny_imagenet", "classes": 3, "epochs": 1,
+                            "freeze_schedule": "frozen", **{TINY_MODEL!r}}},
+                      stages=[Stage("only")])
+    """,
+    )
+    assert main([str(study), "--data-root", str(data_root), "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "freeze_schedule='frozen'" in err and "'resnet' has no encoder to freeze" in err
+
+
+def test_set_of_a_searched_key_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    from ray import tune
+
+    from orchestrator.run import warn_shadowed
+
+    study = Study(name="w", trainable="classification", base={},
+                  stages=[Stage("acts", space={"activation": tune.grid_search(["relu"])}),
+                          Stage("other")])
+    warn_shadowed(study, {"activation": "gelu", "epochs": 3})
+    err = capsys.readouterr().err
+    assert "--set activation='gelu' does not apply to stage 'acts'" in err
+    assert "epochs" not in err and "'other'" not in err

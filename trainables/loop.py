@@ -147,6 +147,8 @@ class TrialState:
     autocast: Callable[[], contextlib.AbstractContextManager]
     start_epoch: int = 1
     best: float | None = None
+    # Input (mean, std): the data's own, or a pretrained encoder's (what its weights expect).
+    norm: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
 
 
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
@@ -191,15 +193,17 @@ def build_trial(
     trainer["channels_last"] = uses_channels_last(trainer, device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
+    norm = (tuple(bundle.mean), tuple(bundle.std))
     if trainer["encoder_checkpoint"]:
-        encoder_state = ray_io.load_state(trainer["encoder_checkpoint"])["model"]
+        encoder = ray_io.load_state(trainer["encoder_checkpoint"])
         if not isinstance(model, EncoderDecoderModel):
             raise ValueError(
                 f"encoder_checkpoint is set, but model {model_cfg['model']!r} has no encoder; "
                 "use it with an encoder/decoder family such as 'unet_backbone'"
             )
-        model.load_encoder_state(encoder_state)
-    loaders = make_loaders(bundle, trainer, device)
+        model.load_encoder_state(encoder["model"])
+        norm = encoder_normalization(encoder, bundle)
+    loaders = make_loaders(bundle, trainer, device, norm)
     optimizer = build_optimizer(model, trainer)
     scheduler, per_batch = build_scheduler(optimizer, trainer, len(loaders["train"]))
     return TrialState(
@@ -209,6 +213,7 @@ def build_trial(
         per_batch=per_batch,
         loaders=loaders,
         task=make_task(setup.task, trainer),
+        norm=norm,
         autocast=autocast_for(device, trainer["precision"]),
     )
 
@@ -267,7 +272,13 @@ def train_epochs(
             state.best = metrics[setup.metric]
         if epoch == 1 or epoch == trainer["epochs"] or epoch % setup.image_every == 0:
             log_images(
-                logger, state.model, state.loaders["val"], setup.task, bundle, state.autocast, epoch
+                logger,
+                state.model,
+                state.loaders["val"],
+                setup.task,
+                state.norm,
+                state.autocast,
+                epoch,
             )
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
@@ -291,17 +302,34 @@ def checkpoint_state(
         "config": dict(config),
         "model_config": model_cfg,
         "class_names": list(bundle.class_names),
-        "mean": list(bundle.mean),
-        "std": list(bundle.std),
+        "mean": list(state.norm[0]),
+        "std": list(state.norm[1]),
     }
 
 
-def make_loaders(bundle: DataBundle, trainer: dict[str, Any], device: torch.device) -> dict:
+def encoder_normalization(
+    encoder: dict[str, Any], bundle: DataBundle
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The pretrained encoder's input normalization (course B.3: frozen classifier features
+    expect the classifier's mean/std), when its channels match this data; else the data's."""
+    mean, std = encoder.get("mean"), encoder.get("std")
+    if mean is None or std is None or len(mean) != len(bundle.mean):
+        return tuple(bundle.mean), tuple(bundle.std)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def make_loaders(
+    bundle: DataBundle,
+    trainer: dict[str, Any],
+    device: torch.device,
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> dict:
+    mean, std = norm or (tuple(bundle.mean), tuple(bundle.std))
     common = {
         "batch_size": trainer["batch_size"],
         "device": device,
-        "mean": bundle.mean,
-        "std": bundle.std,
+        "mean": mean,
+        "std": std,
         "channels_last": trainer["channels_last"],
         "max_batches": trainer["max_batches"],
     }
@@ -415,7 +443,7 @@ def log_images(
     model: nn.Module,
     val_loader: TensorLoader,
     task: str,
-    bundle: DataBundle,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
     autocast: Callable[[], contextlib.AbstractContextManager],
     epoch: int,
     count: int = 8,
@@ -427,7 +455,7 @@ def log_images(
     x, y = x[:count], y[:count]
     with autocast():
         logits = model(x).float()
-    images = denormalize(x, bundle.mean, bundle.std)
+    images = denormalize(x, norm[0], norm[1])
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     if task == "classification":
