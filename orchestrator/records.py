@@ -198,6 +198,11 @@ def stop_status(
         return "diverged", last.get("reason")
     if epochs_run >= epochs:
         return "completed", None
+    if last.get("early_stopped"):
+        return "stopped", (
+            f"early stopping after {epochs_run} of {epochs} epochs: no better {metric} in "
+            "early_stop_patience epochs"
+        )
     if asha_stop is not None:
         return "asha_stopped", (
             f"stopped by ASHA after {asha_stop['epoch']} of {epochs} epochs "

@@ -21,6 +21,8 @@ UNET_TRAINING = {
     "lr": 1e-3,
     "scheduler": "cosine",
     "augment": {"hflip": True, "vflip": True, "color_jitter": 0.1},
+    # Early stopping on val IoU (the study metric), as the course recommends for B.2/B.3.
+    "early_stop_patience": 8,
 }
 BASE_UNET = {"model": "unet", "base_channels": 32, "max_width": 160, "depth": 4}
 

@@ -126,3 +126,19 @@ def test_pretrained_encoder_keeps_its_own_input_normalization() -> None:
     gray = {"mean": [0.13], "std": [0.31]}  # another channel count: the data's own
     assert encoder_normalization(gray, bundle) == (bundle.mean, bundle.std)
     assert encoder_normalization({}, bundle) == (bundle.mean, bundle.std)
+
+
+def test_early_stopping_ends_a_trial_without_improvement(bundle, tmp_path: Path) -> None:
+    """With lr ~ 0 the weights stay put (only BatchNorm statistics move): val accuracy soon
+    stops improving, and patience 2 ends the trial two epochs after its best one."""
+    config = base_config(epochs=8, lr=1e-12, scheduler="none", augment={}, early_stop_patience=2)
+    session = run_local(config, bundle, tmp_path)
+    epochs = [r["epoch"] for r in session.reports]
+    vals = [r["val_acc"] for r in session.reports]
+    best_epoch = epochs[vals.index(max(vals))]
+    assert epochs[-1] == best_epoch + 2 < 8
+    assert [r["early_stopped"] for r in session.reports] == [0] * (len(epochs) - 1) + [1]
+    full = run_local({**config, "early_stop_patience": 0}, bundle, tmp_path / "off")
+    assert len(full.reports) == 8 and not any(r["early_stopped"] for r in full.reports)
+    with pytest.raises(ConfigError, match="early_stop_patience=-1"):
+        validate_config({**config, "early_stop_patience": -1}, "classification")

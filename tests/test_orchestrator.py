@@ -385,6 +385,8 @@ def test_stop_reason_is_asha_only_when_asha_decided() -> None:
     assert status == "stopped" and "without an ASHA decision" in reason
     assert stop_status(ok, {}, 6, 6, None, "val_acc") == ("completed", None)
     assert stop_status(ok, {"diverged": 1, "reason": "nan"}, 1, 6, None, "val_acc")[0] == "diverged"
+    status, reason = stop_status(ok, {"early_stopped": 1}, 4, 30, None, "val_iou")
+    assert status == "stopped" and reason.startswith("early stopping after 4 of 30 epochs")
 
 
 # --- resume safety: edited stages, concurrent runs ---------------------------------------------

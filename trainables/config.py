@@ -40,6 +40,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "encoder_lr_mult": 1.0,
     "encoder_checkpoint": None,
     "max_batches": None,  # cap on batches per epoch (smoke runs)
+    # Stop a trial after this many epochs without a better study metric (val_iou for the
+    # U-Nets, as the course recommends); 0 = train every epoch.
+    "early_stop_patience": 0,
     "label": None,  # the course's name for this configuration, e.g. "3.2-B"
 }
 
@@ -101,6 +104,11 @@ def validate_config(config: Mapping[str, Any], task: str) -> None:
             AugmentConfig.from_dict(config["augment"] or {})
         except (ValueError, TypeError) as err:
             raise ConfigError(f"augment={config['augment']!r}: {err}") from None
+    patience = config.get("early_stop_patience", 0)
+    if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
+        raise ConfigError(
+            f"early_stop_patience={patience!r} must be a whole number of epochs >= 0 (0 = off)"
+        )
     for key in ("epochs", "batch_size"):
         if key in config and (not isinstance(config[key], int) or config[key] < 1):
             raise ConfigError(f"{key}={config[key]!r} must be a positive integer")

@@ -30,6 +30,7 @@ EPOCH_COMMON = (
     "epoch",
     "lr",
     "diverged",
+    "early_stopped",
     "train_time_s",
     "epoch_time_s",
     "images_per_s",

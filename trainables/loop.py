@@ -147,6 +147,7 @@ class TrialState:
     autocast: Callable[[], contextlib.AbstractContextManager]
     start_epoch: int = 1
     best: float | None = None
+    best_epoch: int = 0
     # Input (mean, std): the data's own, or a pretrained encoder's (what its weights expect).
     norm: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
 
@@ -229,6 +230,7 @@ def resume_from_checkpoint(state: TrialState) -> None:
         state.scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     state.start_epoch, state.best = saved["epoch"] + 1, saved["best"]
+    state.best_epoch = saved.get("best_epoch", saved["epoch"])
 
 
 def effective_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +271,10 @@ def train_epochs(
             ray_io.report(metrics, None)
             return
         if is_better(setup.mode, metrics[setup.metric], state.best):
-            state.best = metrics[setup.metric]
+            state.best, state.best_epoch = metrics[setup.metric], epoch
+        stale = epoch - state.best_epoch
+        patience = trainer["early_stop_patience"]
+        metrics["early_stopped"] = int(bool(patience) and stale >= patience)
         if epoch == 1 or epoch == trainer["epochs"] or epoch % setup.image_every == 0:
             log_images(
                 logger,
@@ -282,6 +287,8 @@ def train_epochs(
             )
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
+        if metrics["early_stopped"]:  # no better val metric in `patience` epochs
+            return
 
 
 def checkpoint_state(
@@ -298,6 +305,7 @@ def checkpoint_state(
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "epoch": epoch,
         "best": state.best,
+        "best_epoch": state.best_epoch,
         "rng": rng_state(),
         "config": dict(config),
         "model_config": model_cfg,
