@@ -25,6 +25,7 @@ from analysis.summary import (
     budget_text,
     config_key,
     is_smoke,
+    run_budget,
     sample_std,
     task_metrics,
     trial_stats,
@@ -131,7 +132,7 @@ def _runs_section(b: Any, runs: list[Run]) -> None:
         over = s.record.run_settings.get("set") or {}
         items.append(
             f"{r.name}: {s.root}; study {s.name}; status {s.status}; "
-            + ("smoke run (--smoke)" if is_smoke(s) else "full budget")
+            + run_budget(s)
             + (f"; --set {fmt_config(over, list(over))}" if over else "")
         )
     b.add(Bullets(items))

@@ -44,6 +44,7 @@ from analysis.summary import (
     STABILITY_EPOCHS,
     classes_text,
     is_smoke,
+    run_budget,
     task_metrics,
     trial_stats,
 )
@@ -265,10 +266,7 @@ def _header(b: ReportBuilder) -> None:
 def _run_settings_text(s: Study) -> str:
     rs = s.record.run_settings
     over = rs.get("set") or {}
-    if rs.get("budget"):
-        text = f"Run: --budget {rs['budget']}"
-    else:
-        text = "Run: " + ("smoke run (--smoke)" if rs.get("smoke") else "full budget (no --smoke)")
+    text = "Run: " + run_budget(s)
     if over:
         text += "; --set " + ", ".join(f"{k}={fmt_value(v)}" for k, v in over.items())
     return text

@@ -246,6 +246,16 @@ def is_smoke(study: Study) -> bool:
     return bool(study.record.run_settings.get("smoke"))
 
 
+def run_budget(study: Study) -> str:
+    """How the run was sized: a smoke run, a named --budget, or the study file's own budget."""
+    rs = study.record.run_settings
+    if rs.get("smoke"):
+        return "smoke run (--smoke)"
+    if rs.get("budget"):
+        return f"--budget {rs['budget']}"
+    return "the study's own budget"
+
+
 # --- stability and seeds (issue 12 E.2) --------------------------------------------------------
 
 STABILITY_EPOCHS = 3
