@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import figures, optuna_figures
+from analysis import figures, optuna_figures, trial_probes
 from analysis.conclusions import stage_conclusions
 from analysis.document import (
     Block,
@@ -45,6 +45,7 @@ from analysis.summary import (
     classes_text,
     is_smoke,
     run_budget,
+    stage_best_trial,
     task_metrics,
     trial_stats,
 )
@@ -442,6 +443,43 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
         )
     if optuna_figures.is_optuna_stage(stage):
         _optuna_section(b, stage)
+    _layers_section(b, stage)
+
+
+def _layers_section(b: ReportBuilder, stage: Stage) -> None:
+    """Gradient flow, feature maps and receptive fields that each trial recorded (C.2, D.1,
+    D.2): which layers' gradients vanish or explode, what the filters respond to, how far
+    each layer sees."""
+    probes = trial_probes.stage_probes(b.study, stage)
+    if not probes:
+        return
+    b.add(Heading(3, f"Layers ({stage.title})"))
+    b.figure(
+        f"gradflow_trials_{stage.name}",
+        f"{stage.title}: per-layer gradient norm in the last epoch (mean of its first "
+        "training batches), input side left; a fall to the left means vanishing gradients",
+        lambda p: trial_probes.gradient_flow(probes, f"{stage.title}: gradient flow", p),
+    )
+    b.figure(
+        f"maps_first_{stage.name}",
+        f"{stage.title}: one validation image and the first conv layer's maps of each trial",
+        lambda p: trial_probes.first_layer_maps(probes, f"{stage.title}: first-layer maps", p),
+    )
+    best = stage_best_trial(stage, b.study)
+    for probe in probes:
+        if probe.trial is best:
+            b.figure(
+                f"maps_depth_{stage.name}",
+                f"{stage.title}: feature maps of {best.name} at each depth (input side first)",
+                lambda p, probe=probe: trial_probes.depth_maps(
+                    probe, f"{stage.title}: {probe.trial.name} by depth", p
+                ),
+            )
+    table = trial_probes.receptive_field_table(probes, stage)
+    if table is not None:
+        b.add(Paragraph("Receptive field of every conv/pool layer on the main path (input "
+                        "pixels one output of the layer sees; shortcuts and SE left out)."))
+        b.table(table)
 
 
 def _epochs_text(epochs: int | None) -> str:

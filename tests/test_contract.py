@@ -22,6 +22,9 @@ from orchestrator.run import main as run_main
 from trainables.contract import (
     EVALUATION_ARRAYS,
     FORMAT,
+    PROBES_JSON,
+    PROBES_KEYS,
+    PROBES_NPZ,
     EvaluationRecord,
     RecordError,
     StageRecord,
@@ -119,15 +122,22 @@ def test_every_epoch_metric_and_evaluation_array_is_written(real_run: Path) -> N
     assert not missing, f"per-epoch metrics named by the contract but not reported: {missing}"
     with np.load(real_run / "evaluation" / "widths.npz") as arrays:
         assert set(EVALUATION_ARRAYS[record.trainable]) <= set(arrays.files)
+    # Each trained trial's own probes: every key the report reads is written, non-empty.
+    probes = json.loads((real_run / trained[0].trial_dir / PROBES_JSON).read_text())
+    assert all(probes.get(key) for key in PROBES_KEYS), probes.keys()
+    with np.load(real_run / trained[0].trial_dir / PROBES_NPZ) as maps:
+        assert len(maps.files) == len(probes["feature_layers"]) + 1  # + the input image
 
 
 def test_report_draws_what_the_run_produced(real_run: Path) -> None:
     figures = {p.name for p in (real_run / "report" / "figures").glob("*.png")}
     for name in ("curves_widths.png", "gradflow_widths.png", "confusion_widths.png",
-                 "samples_widths.png"):
+                 "samples_widths.png", "gradflow_trials_widths.png", "maps_first_widths.png",
+                 "maps_depth_widths.png"):
         assert name in figures, f"{name} missing from the report of a real run: {sorted(figures)}"
     for png in (real_run / "report" / "figures").glob("*.png"):
         assert_figure_has_data(png)  # drawn from real values, not an empty frame
+    assert (real_run / "report" / "tables" / "receptive_fields_widths.csv").is_file()
     md = (real_run / "report" / "report.md").read_text()
     assert "The contract test's tiny study." in md
     assert "infeasible" in md

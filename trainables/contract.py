@@ -420,6 +420,14 @@ class EvaluationRecord:
         return _from_dict(cls, raw, where)
 
 
+# Files a trial writes into its own folder (trainables/trial_probes.py), read by the report:
+# probes.json {"grad_norms": {epoch: [{"layer", "norm"}]}, "receptive_fields": [{"layer",
+# "kind", "kernel", "stride", "rf"}], "feature_layers": [names], "grad_batches": N} and
+# probes.npz {"map_000", ...: (C, H, W) float16 per feature layer, "image": (H, W, C) uint8}.
+PROBES_JSON = "probes.json"
+PROBES_NPZ = "probes.npz"
+PROBES_KEYS = ("grad_norms", "receptive_fields", "feature_layers")
+
 # Arrays of evaluation/<stage>.npz, by task.
 EVALUATION_ARRAYS = {
     "classification": ("y_true", "y_pred", "sample_index", "sample_images", "sample_true",

@@ -29,6 +29,12 @@ from trainables.precision import resolve_precision
 from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
+from trainables.trial_probes import (
+    GradientRecorder,
+    feature_maps,
+    receptive_fields,
+    write_probes,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ def run_epoch(
     step_scheduler: Callable[[], None] | None = None,
     grad_clip: float = 0.0,
     on_batch: Callable[[int, int], None] | None = None,
+    after_backward: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Train (optimizer given) or evaluate over `batches`; returns the task's running sums.
 
@@ -122,6 +129,8 @@ def run_epoch(
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if after_backward is not None:  # gradient-flow probe (trial_probes)
+                    after_backward()
                 if grad_clip > 0:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
@@ -150,6 +159,8 @@ class TrialState:
     best_epoch: int = 0
     # Input (mean, std): the data's own, or a pretrained encoder's (what its weights expect).
     norm: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
+    gradients: GradientRecorder = field(default_factory=lambda: GradientRecorder(nn.Identity()))
+    rf: list[dict[str, Any]] = field(default_factory=list)  # receptive field of every layer
 
 
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
@@ -215,6 +226,8 @@ def build_trial(
         loaders=loaders,
         task=make_task(setup.task, trainer),
         norm=norm,
+        gradients=GradientRecorder(model),
+        rf=receptive_fields(model),
         autocast=autocast_for(device, trainer["precision"]),
     )
 
@@ -231,6 +244,7 @@ def resume_from_checkpoint(state: TrialState) -> None:
     set_rng_state(saved["rng"])
     state.start_epoch, state.best = saved["epoch"] + 1, saved["best"]
     state.best_epoch = saved.get("best_epoch", saved["epoch"])
+    state.gradients.history = dict(saved.get("grad_history") or {})
 
 
 def effective_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
@@ -285,10 +299,25 @@ def train_epochs(
                 state.autocast,
                 epoch,
             )
+        last = epoch == trainer["epochs"] or bool(metrics["early_stopped"])
+        record_probes(state, last)
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
         if metrics["early_stopped"]:  # no better val metric in `patience` epochs
             return
+
+
+def record_probes(state: TrialState, with_maps: bool) -> None:
+    """probes.json (gradient norms so far, receptive fields) into the trial's folder; at the
+    last epoch also the feature maps of one fixed validation image (probes.npz)."""
+    maps = image = None
+    if with_maps:
+        x, _ = next(iter(state.loaders["val"]))
+        with state.autocast():
+            maps = feature_maps(state.model, x)
+        image = (denormalize(x[:1], *state.norm)[0].permute(1, 2, 0) * 255).round()
+        image = image.to(torch.uint8).cpu().numpy()
+    write_probes(ray_io.trial_dir(), state.gradients, state.rf, maps, image)
 
 
 def checkpoint_state(
@@ -306,6 +335,7 @@ def checkpoint_state(
         "epoch": epoch,
         "best": state.best,
         "best_epoch": state.best_epoch,
+        "grad_history": state.gradients.history,
         "rng": rng_state(),
         "config": dict(config),
         "model_config": model_cfg,
@@ -368,6 +398,7 @@ def train_and_validate(
     `on_batch` follows the training batches (run_epoch's live-progress hook)."""
     model, optimizer = state.model, state.optimizer
     frozen = apply_freeze_schedule(model, trainer, epoch)
+    state.gradients.start_epoch()
     encoder_before = encoder_snapshot(model)
     state.loaders["train"].set_epoch(epoch)
     t0 = time.perf_counter()
@@ -382,7 +413,9 @@ def train_and_validate(
             state.scheduler.step if state.per_batch else None,
             trainer["grad_clip"],
             on_batch,
+            state.gradients,
         )
+        state.gradients.end_epoch(epoch)
         train_time = time.perf_counter() - t0
         model.eval()
         val_sums = run_epoch(model, iter(state.loaders["val"]), state.task, state.autocast)
