@@ -158,7 +158,8 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
             asha={{"grace_period": 1, "reduction_factor": 2}},
             constraints={{"max_channels": 64}},
             stages=[
-                Stage("lr", label="L", space={{"lr": tune.grid_search([0.05, 1e-7, 1e-7, 1e9])}}),
+                Stage("lr", label="L", scheduler="asha",
+                      space={{"lr": tune.grid_search([0.05, 1e-7, 1e-7, 1e9])}}),
                 Stage("act", label="A", space={{"activation": tune.grid_search(["relu", "gelu"]),
                                                 "channels": tune.grid_search([(8, 16), (8, 128)])}},
                       evaluate=True),
