@@ -428,6 +428,11 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
         b.table(stage_table(stage, s))
         b.add(Heading(3, f"Conclusions ({stage.title})"))
         b.add(Bullets(stage_conclusions(stage, s)))
+    if stage.best_model:
+        first, _, rest = stage.best_model.partition("\n")
+        best = stage.best.label if stage.best else None
+        b.add(Paragraph(f"Best configuration{f' ({best})' if best else ''}: {first}."))
+        b.add(Code(rest or first, f"print(model) of the best configuration of {stage.title}"))
     drew = b.figure(
         f"curves_{stage.name}",
         f"{stage.title}: {tm.score_title} and loss per epoch (train dashed, val solid)",

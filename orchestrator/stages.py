@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from orchestrator import ray_setup
 from orchestrator.plan import StagePlan, plan_stage, stage_base, validate_study_keys
 from orchestrator.records import (
@@ -28,7 +30,7 @@ from trainables.contract import BestRecord, StageRecord, TrialRecord, jsonable
 from trainables.data import DataBundle
 from trainables.data.source import BundleCache, data_summary
 from trainables.evaluate import evaluate_state, write_evaluation
-from trainables.models import count_parameters
+from trainables.models import build_model, count_parameters
 from trainables.ray_io import load_state
 from trainables.storage import Location
 
@@ -82,6 +84,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     order = {p.label: i for i, p in enumerate(plan.points)}
     trials.sort(key=lambda t: (order.get(t.label, len(order)), t.trial_id or ""))
     srec.trials, srec.best = trials, pick_best(trials, ctx.metric, ctx.mode)
+    srec.best_model = best_model_text(srec.best, bundle)
     ctx.journal.save()
     if stage.evaluate and srec.best and srec.best.checkpoint:
         evaluate_best(ctx, stage, srec.best, bundle)
@@ -207,6 +210,17 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
         trial.params = trial_params(trial.config, bundle)
         trials.append(trial)
     return trials
+
+
+def best_model_text(best: BestRecord | None, bundle: DataBundle) -> str | None:
+    """print(model) of the best configuration, built on the meta device (no weights)."""
+    if best is None:
+        return None
+    model_cfg = model_config(best.config, bundle_info(bundle))
+    with torch.device("meta"):
+        model = build_model(model_cfg)
+    params = sum(p.numel() for p in model.parameters())
+    return f"{model_cfg['model']}: {params:,} parameters\n{model}"
 
 
 def trial_params(config: dict[str, Any], bundle: DataBundle) -> int | None:

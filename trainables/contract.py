@@ -214,6 +214,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "grad_norms": (list,),
     "attempts": (list,),
     "plan": (dict,),
+    "best_model": (str,),
     "class_names": (list,),
     "params": (int,),
     "epochs_run": (int,),
@@ -305,6 +306,9 @@ class StageRecord:
     compare: list[str] = rendered(factory=list)  # the config keys this stage varies
     trials: list[TrialRecord] = field(default_factory=list)
     best: BestRecord | None = None
+    # The stage's best configuration as "<family>: N parameters" + print(model) (course A.7:
+    # every stage's best model, evaluated or not).
+    best_model: str | None = rendered(when="trained")
     # The stage's plan as it ran (base config, search space, scheduling): a stage edited in the
     # study file after it ran is refused on resume, naming the change, instead of silently kept.
     plan: dict[str, Any] | None = None
