@@ -243,6 +243,11 @@ def resume_from_checkpoint(state: TrialState) -> None:
         state.scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     state.start_epoch, state.best = saved["epoch"] + 1, saved["best"]
+    if saved.get("unrecorded") and saved.get("metrics"):
+        # The run stopped after this epoch was checkpointed but before Ray logged it: report
+        # it (with its checkpoint) so every epoch is recorded once and trained once.
+        again = {k: v for k, v in saved.items() if k != "unrecorded"}
+        ray_io.report(dict(saved["metrics"]), again)
     state.best_epoch = saved.get("best_epoch", saved["epoch"])
     state.gradients.history = dict(saved.get("grad_history") or {})
 
@@ -302,7 +307,8 @@ def train_epochs(
         last = epoch == trainer["epochs"] or bool(metrics["early_stopped"])
         record_probes(state, last)
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
-        ray_io.report(metrics, checkpoint_state(state, epoch, config, model_cfg, bundle))
+        saved = checkpoint_state(state, epoch, config, model_cfg, bundle)
+        ray_io.report(metrics, {**saved, "metrics": metrics})
         if metrics["early_stopped"]:  # no better val metric in `patience` epochs
             return
 

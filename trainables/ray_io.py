@@ -7,6 +7,8 @@ the same functions work against a plain folder, so the epoch loop never branches
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import tempfile
@@ -132,8 +134,63 @@ def load_latest_state() -> dict[str, Any] | None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
+    newer = newer_checkpoint_state(checkpoint)
+    if newer is not None:
+        return newer
     with checkpoint.as_directory() as folder:
         return load_state(Path(folder))
+
+
+def newer_checkpoint_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The newest complete checkpoint beside the one Ray restores, if Ray's record lags.
+
+    When a run is stopped (Ctrl-C, SIGTERM) just after a trial reported an epoch, Ray can
+    have written that epoch's checkpoint to storage without recording it in the experiment
+    state, and would then restore the one before: the epoch would be trained twice (seen with
+    Ray 2.58, tests/test_resume.py). The trial's checkpoints are siblings in storage, so the
+    newest one that loads is used instead. Uses the checkpoint's public path and filesystem.
+    """
+    import pyarrow.fs
+
+    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    parent, _, name = path.rpartition("/")
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(parent))
+    except OSError:
+        return None
+    later = sorted(
+        (i.base_name for i in infos
+         if i.type == pyarrow.fs.FileType.Directory
+         and i.base_name.startswith("checkpoint_") and i.base_name > name),
+        reverse=True,
+    )
+    for candidate in later:
+        try:
+            with fs.open_input_stream(f"{parent}/{candidate}/{CHECKPOINT_FILE}") as f:
+                data = f.read()
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        except Exception:  # missing or torn by the stop: try the one before
+            continue
+        # Ray may also have lost that epoch's result row: then the trial reports it again.
+        state["unrecorded"] = state["epoch"] not in recorded_epochs(fs, parent)
+        return state
+    return None
+
+
+def recorded_epochs(fs: Any, trial_path: str) -> set[int]:
+    """Epochs in the trial's result.json on storage (what Ray logged)."""
+    try:
+        with fs.open_input_stream(f"{trial_path}/result.json") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return set()
+    epochs = set()
+    for line in text.splitlines():
+        try:
+            epochs.add(int(json.loads(line)["epoch"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return epochs
 
 
 def load_state(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
