@@ -408,10 +408,53 @@ CASES: list[tuple[str, Runner, int, str]] = [
         2,
         "epochs_run",
     ),
+    # --- the command line and the driver ---
+    ("cli-cpus-zero", study("--cpus-per-trial", "0"), 2, "0 must be > 0"),
+    ("cli-cpus-negative", study("--cpus-per-trial=-1"), 2, "-1 must be > 0"),
+    ("cli-gpus-negative", study("--gpus-per-trial=-0.5"), 2, "-0.5 must be >= 0"),
+    ("cli-max-concurrent-negative", study("--max-concurrent=-1"), 2, "-1 must be >= 0"),
+    ("cli-cpus-not-a-number", study("--cpus-per-trial", "two"), 2, "'two' is not a number"),
+    ("cli-name-escapes-storage", study("--name", "../.."), 2, "must be a plain folder name"),
+    ("cli-storage-is-a-file", lambda tmp: storage_is_file(tmp), 2, "is a file"),
+    ("cli-storage-unknown-scheme", study("--storage", "ftp://host/runs"), 2, "unknown scheme"),
+    ("cli-address-unreachable", study("--address", "127.0.0.1:1"), 2, "no Ray head answers"),
+    ("cli-budget-unknown", study("--budget", "huge"), 2, "invalid choice: 'huge'"),
+    ("cli-scheduler-unknown", study("--scheduler", "pbt"), 2, "invalid choice: 'pbt'"),
+    ("run-dir-locked", lambda tmp: locked_run(tmp), 2, "another run (pid"),
+    ("cli-cpus-beyond-machine", lambda tmp: with_data(tmp, "--cpus-per-trial", "64"), 2,
+     "trials can never start: 64 CPU per trial"),
+    ("cli-gpus-without-gpu", lambda tmp: with_data(tmp, "--gpus-per-trial", "1"), 2,
+     "1 GPU per trial, cluster has 0"),
 ]
 
-# Cases that reach Ray with the driver as it is (data loads and FromStudy resolve after start).
-NEEDS_RAY = {"data-folder-missing", "from-study-truncated-json"}
+
+def storage_is_file(tmp: Path) -> int:
+    (tmp / "runs").write_text("not a folder")
+    return study()(tmp)
+
+
+def locked_run(tmp: Path) -> int:
+    """A live process (this one) holds the run directory."""
+    import socket
+
+    run_dir = tmp / "runs" / "bad"
+    run_dir.mkdir(parents=True)
+    (run_dir / ".archsweep.lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"})
+    )
+    return study()(tmp)
+
+
+def with_data(tmp: Path, *args: str) -> int:
+    """A runnable study on real-layout data, with a resource request no node can meet."""
+    from trainables.data import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp / "data" / "tiny-imagenet-200", n_classes=2, train_per_class=8,
+                        val_per_class=2)
+    return study(*args)(tmp)
+
+# Cases whose check needs the cluster's resources (Ray is up when they are refused).
+NEEDS_RAY = {"cli-cpus-beyond-machine", "cli-gpus-without-gpu"}
 
 
 def run_case(runner: Runner, tmp: Path) -> int:
