@@ -9,17 +9,15 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from test_resume import start  # the same driver process as the SIGKILL resume test
 
 from trainables.data import write_tiny_imagenet
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES, KILL_AFTER, EPOCHS = 8, 4, 2
 
 STUDY = f"""
@@ -33,29 +31,6 @@ study = Study(
     stages=[Stage("tpe", label="T", scheduler="fifo", search="optuna", num_samples={SAMPLES},
                   space={{"lr": tune.loguniform(1e-4, 1e-1)}})])
 """
-
-
-def start(study: Path, data: Path, runs: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "ARCHSWEEP_CACHE": str(data.parent / "cache"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.run",
-            str(study),
-            "--data-root",
-            str(data),
-            "--storage",
-            str(runs),
-            "--max-concurrent",
-            "1",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the kill takes Ray's workers too
-    )
 
 
 def finished_trials(stage_dir: Path) -> int:
