@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator.history import restore_lost_rows
 from orchestrator.study import StudyError
 from trainables.config import with_defaults
 from trainables.contract import (
@@ -132,6 +133,7 @@ def trial_record(
     history = result.metrics_dataframe
     rows = history.to_dict("records") if history is not None and len(history) else []
     rows = [r for r in rows if metric in r and not r.get("infeasible")]
+    rows = restore_lost_rows(result, rows)
     best = best_row(rows, metric, mode)
     epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
     trial_id = last.get("trial_id") or Path(result.path).name

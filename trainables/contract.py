@@ -212,6 +212,10 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "confusion": (list,),
     "most_confused": (list,),
     "grad_norms": (list,),
+    "val_metrics": (dict,),
+    "preprocessing": (dict,),
+    "architecture": (list,),
+    "val_size": (int,),
     "attempts": (list,),
     "plan": (dict,),
     "best_model": (str,),
@@ -411,6 +415,18 @@ class EvaluationRecord:
     most_confused: list[dict[str, Any]] = rendered(factory=list, when="classification")
     # Per-layer gradient norms of one backward pass on test images: [{"layer", "norm"}].
     grad_norms: list[dict[str, Any]] = rendered(factory=list)
+    # The same checkpoint on the whole val split (course B.1: val macro F1 beside val accuracy):
+    # val_acc, val_macro_f1, val_loss (classification); val_iou, val_dice, val_pixel_acc,
+    # val_loss (segmentation).
+    val_size: int | None = rendered()
+    val_metrics: dict[str, float] = rendered(factory=dict)
+    # The model's input: {"dataset", "source_size" (the data set's own side, None if unknown),
+    # "image_size" [H, W], "in_channels", "mean", "std"}; the augmentation is in the trial config.
+    preprocessing: dict[str, Any] = rendered(factory=dict)
+    # One row per part of the model (input, stem, each stage, head): {"part", "kind", "blocks",
+    # "block", "in_shape", "out_shape" [C, H, W] or [classes], "total_stride", "params",
+    # "downsamples_at": [{"layer", "kind", "from" [H, W], "to" [H, W]}]}.
+    architecture: list[dict[str, Any]] = rendered(factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -431,6 +447,12 @@ class EvaluationRecord:
 PROBES_JSON = "probes.json"
 PROBES_NPZ = "probes.npz"
 PROBES_KEYS = ("grad_norms", "receptive_fields", "feature_layers")
+
+# Beside each checkpoint.pt (trainables/ray_io.report): every epoch the trial has reported up to
+# that checkpoint, one row each ({"epoch", "iterations_since_restore", metrics...}). Ray's
+# result.json reaches remote storage only with the driver's periodic sync, so a hard stop can
+# lose its first rows; the driver restores them from here (orchestrator/history.py).
+CHECKPOINT_HISTORY = "history.json"
 
 # Arrays of evaluation/<stage>.npz, by task.
 EVALUATION_ARRAYS = {

@@ -161,6 +161,10 @@ class TrialState:
     norm: tuple[tuple[float, ...], tuple[float, ...]] = ((0.0,), (1.0,))
     gradients: GradientRecorder = field(default_factory=lambda: GradientRecorder(nn.Identity()))
     rf: list[dict[str, Any]] = field(default_factory=list)  # receptive field of every layer
+    # Every epoch reported so far (saved with each checkpoint; see contract.CHECKPOINT_HISTORY)
+    # and how many epochs this process has trained (1 marks the first epoch of an attempt).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs_this_start: int = 0
 
 
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
@@ -250,6 +254,7 @@ def resume_from_checkpoint(state: TrialState) -> None:
         ray_io.report(dict(saved["metrics"]), again)
     state.best_epoch = saved.get("best_epoch", saved["epoch"])
     state.gradients.history = dict(saved.get("grad_history") or {})
+    state.history = list(saved.get("history") or [])
 
 
 def effective_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
@@ -307,10 +312,19 @@ def train_epochs(
         last = epoch == trainer["epochs"] or bool(metrics["early_stopped"])
         record_probes(state, last)
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
+        state.epochs_this_start += 1
+        state.history.append(history_row(metrics, epoch, state.epochs_this_start))
         saved = checkpoint_state(state, epoch, config, model_cfg, bundle)
         ray_io.report(metrics, {**saved, "metrics": metrics})
         if metrics["early_stopped"]:  # no better val metric in `patience` epochs
             return
+
+
+def history_row(metrics: dict[str, Any], epoch: int, since_start: int) -> dict[str, Any]:
+    """One epoch as Ray's result.json would hold it (the scalar metrics, the epoch, and the
+    count Ray calls iterations_since_restore), kept so a lost result.json row can be restored."""
+    row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    return {**row, "epoch": epoch, "iterations_since_restore": since_start}
 
 
 def record_probes(state: TrialState, with_maps: bool) -> None:
@@ -342,6 +356,7 @@ def checkpoint_state(
         "best": state.best,
         "best_epoch": state.best_epoch,
         "grad_history": state.gradients.history,
+        "history": list(state.history),
         "rng": rng_state(),
         "config": dict(config),
         "model_config": model_cfg,

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from trainables.contract import CHECKPOINT_HISTORY, jsonable
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -88,6 +90,9 @@ def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         if state is not None:
             ckpt_dir = Path(tmp)
             torch.save(state, ckpt_dir / CHECKPOINT_FILE)
+            if state.get("history") is not None:
+                # Small and torch-free, so the driver can read it without loading the weights.
+                (ckpt_dir / CHECKPOINT_HISTORY).write_text(json.dumps(jsonable(state["history"])))
         if _local is not None:
             _local.report(metrics, ckpt_dir)
             return
