@@ -23,6 +23,7 @@ from orchestrator.records import (
     trial_record,
 )
 from orchestrator.references import resolve_references
+from orchestrator.reuse import reuse_earlier_trials
 from orchestrator.study import Stage, Study, StudyError
 from orchestrator.tuner import ASHA_LOG, Resources, asha_decisions, run_tuner
 from trainables.config import bundle_info, model_config
@@ -77,11 +78,14 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     base = resolve_references(base, ctx.storage)
     bundle = ctx.data.get(base)
     ctx.journal.record.data = data_summary(bundle)
-    plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
+    full_plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
+    plan, reused = reuse_earlier_trials(ctx.journal.record, full_plan, bundle_info(bundle))
+    for t in reused:
+        print(f"[{stage.name}] {t.label}: {t.reason}; not trained again", flush=True)
     ctx.start_ray()
-    start_stage(ctx, srec, plan, stage, base)
-    trials = srec.trials + train_stage(ctx, plan, bundle)
-    order = {p.label: i for i, p in enumerate(plan.points)}
+    start_stage(ctx, srec, full_plan, stage, base)
+    trials = srec.trials + reused + train_stage(ctx, plan, bundle)
+    order = {p.label: i for i, p in enumerate(full_plan.points)}
     trials.sort(key=lambda t: (order.get(t.label, len(order)), t.trial_id or ""))
     srec.trials, srec.best = trials, pick_best(trials, ctx.metric, ctx.mode)
     srec.best_model = best_model_text(srec.best, bundle)

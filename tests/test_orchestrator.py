@@ -203,7 +203,10 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
     # TensorBoard: archsweep's scalars + HParams, no second stream from Ray's TBX logger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    trial_dir = runs / "two_stage" / trained[0]["trial_dir"]
+    # A-A is L-A's configuration again (relu is the default activation): reused, not retrained
+    (reused,) = [t for t in trained if t["reused_from"]]
+    assert reused["label"] == "A-A" and reused["reused_from"].startswith("lr/")
+    trial_dir = runs / "two_stage" / next(t for t in trained if not t["reused_from"])["trial_dir"]
     events = sorted(trial_dir.glob("events.out.tfevents.*"))
     assert len(events) == 1
     acc = EventAccumulator(str(events[0]), size_guidance={"tensors": 0, "images": 0})
@@ -220,6 +223,44 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
     evaluation = json.loads((runs / "two_stage" / "evaluation" / "act.json").read_text())
     assert evaluation["test_size"] == 24 and 0.0 <= evaluation["metrics"]["test_acc"] <= 1.0
     assert len(evaluation["per_class"]) == 4
+
+
+def test_a_point_an_earlier_stage_trained_is_reused_not_retrained(
+    tmp_path: Path, data_root: Path, ray_session: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Course 3.3-A: the depth stage's blocks=1 point is the width stage's winner itself."""
+    study = write_study(
+        tmp_path,
+        "reuse",
+        f"""
+        from ray import tune
+        from orchestrator.study import Stage, Study
+        study = Study(
+            name="reuse", trainable="classification",
+            base={{"dataset": "tiny_imagenet", "classes": 4, "epochs": 1, "batch_size": 32,
+                  "max_batches": 2, **{TINY_MODEL!r}}},
+            stages=[
+                Stage("width", label="W",
+                      space={{"channels": tune.grid_search([(8, 16), (4, 8)])}}),
+                Stage("depth", label="D", space={{"blocks": tune.grid_search([1, 2])}}),
+            ])
+    """,
+    )
+    runs = tmp_path / "runs"
+    assert main([str(study), "--data-root", str(data_root), "--storage", str(runs)]) == 0
+    width, depth = json.loads((runs / "reuse" / "study.json").read_text())["stages"]
+    winner = width["best"]
+    reused, trained = depth["trials"]
+    assert reused["label"] == "D-A" and reused["status"] == "completed"
+    assert reused["reused_from"] == f"width/{winner['trial_id']}"
+    assert reused["reason"].startswith("reused: width/")
+    won = next(t for t in width["trials"] if t["trial_id"] == winner["trial_id"])
+    assert reused["best"] == won["best"] and reused["trial_dir"] == won["trial_dir"]
+    assert trained["reused_from"] is None and trained["trial_dir"].startswith("depth/")
+    assert trained["config"]["blocks"] == 2
+    # Only D-B went to Ray: one trial folder in the stage's experiment.
+    assert len([p for p in (runs / "reuse" / "depth").iterdir() if p.name.startswith("D-")]) == 1
+    assert "D-A: reused: width/" in capsys.readouterr().out
 
 
 def test_segmentation_backbone_from_classifier_study_freeze_then_unfreeze(
