@@ -20,10 +20,11 @@ from orchestrator import ray_setup
 from orchestrator.lock import RunLock
 from orchestrator.records import STUDY_FILE, StudyFile
 from orchestrator.stages import Interrupted, RunContext, run_stage, validate_stages
+from orchestrator.storage_check import SHARED_STORAGE_FIX, check_storage_on_every_node
 from orchestrator.study import Study, StudyError, load_study
 from orchestrator.tuner import Resources
 from trainables.config import ConfigError
-from trainables.contract import DEFAULT_METRIC, StageRecord, StudyRecord
+from trainables.contract import DEFAULT_METRIC, StageRecord, StudyRecord, TrialRecord
 from trainables.data import DataError, default_cache_dir, default_data_root
 from trainables.data.source import BundleCache
 from trainables.storage import Location, StorageError, mirror_dir
@@ -246,7 +247,7 @@ def run_locked(
         mode=header.mode,
         overrides={**overrides, **(SMOKE if args.smoke else {})},
         storage=storage,
-        start_ray=lambda: start_ray_once(args, resources),
+        start_ray=lambda: start_ray_once(args, resources, location),
         scheduler=args.scheduler,
     )
     ray_setup.log_to_file(run_dir / "orchestrator.log")
@@ -263,7 +264,7 @@ def run_locked(
     return errored_trials_exit(journal.record)
 
 
-def start_ray_once(args: argparse.Namespace, resources: Resources) -> None:
+def start_ray_once(args: argparse.Namespace, resources: Resources, location: Location) -> None:
     """Ray starts when the first stage is about to train: the data set and FromStudy
     references are checked first, so their mistakes cost seconds, not a Ray start."""
     ray_setup.start_ray(args.address)
@@ -272,6 +273,8 @@ def start_ray_once(args: argparse.Namespace, resources: Resources) -> None:
     ray_setup.check_resources(
         resources.cpus_per_trial, resources.gpus_per_trial, joined=bool(args.address)
     )
+    if args.address:  # a cluster: every node must see the run's storage
+        check_storage_on_every_node(location)
 
 
 def errored_trials_exit(record: StudyRecord) -> int:
@@ -279,8 +282,7 @@ def errored_trials_exit(record: StudyRecord) -> int:
     TRIALS_FAILED, with each errored trial and the last line of its error."""
     errored = [(s.name, t) for s in record.stages for t in s.trials if t.status == "error"]
     for stage, trial in errored:
-        last = (trial.reason or "").strip().splitlines()[-1:] or ["(no message)"]
-        print(f"error: [{stage}] trial {trial.name} failed: {last[0]}", file=sys.stderr)
+        print(f"error: [{stage}] trial {trial.name} failed: {error_line(trial)}", file=sys.stderr)
     if errored:
         print(
             f"{len(errored)} trial(s) failed (see above and study.json); the study's other "
@@ -289,6 +291,20 @@ def errored_trials_exit(record: StudyRecord) -> int:
         )
         return TRIALS_FAILED
     return 0
+
+
+# Ray's words when a trial's node cannot see the run's storage (its marker file is missing there).
+STORAGE_UNREACHABLE = "Unable to set up cluster storage"
+
+
+def error_line(trial: TrialRecord) -> str:
+    """The line of a trial's error that says what went wrong (Ray ends some with a URL)."""
+    reason = (trial.reason or "").strip()
+    if STORAGE_UNREACHABLE in reason:
+        node = next((a["node"] for a in reversed(trial.attempts) if a.get("node")), None)
+        where = f"node {node}" if node else "the node it ran on"
+        return f"the run's storage is not reachable from {where}. {SHARED_STORAGE_FIX}"
+    return (reason.splitlines()[-1:] or ["(no message)"])[0]
 
 
 def sigterm_as_sigint(signum: int, frame: Any) -> None:

@@ -177,3 +177,64 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
     acc = EventAccumulator(str(runs / "spread" / retried["trial_dir"]))
     acc.Reload()
     assert sorted({e.step for e in acc.Scalars("val_acc")}) == [1, 2, 3, 4, 5, 6]
+
+
+BLIND_DRIVER = """
+import os, subprocess, sys, time
+from pathlib import Path
+import ray
+from ray.cluster_utils import Cluster
+from orchestrator.run import main
+
+study, data, storage = sys.argv[1:4]
+Path(storage).mkdir(parents=True, exist_ok=True)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+# The worker node runs in its own mount namespace, where the storage folder is an empty tmpfs:
+# a worker that never mounted the run's NFS share.
+worker = subprocess.Popen(
+    ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+     f"mount -t tmpfs tmpfs {storage} && exec {Path(sys.executable).parent / 'ray'} start "
+     f"--address={cluster.address} --num-cpus=1 --block"],
+    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+try:
+    ray.init(address=cluster.address)
+    deadline = time.monotonic() + 60
+    while sum(n["Alive"] for n in ray.nodes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ray.shutdown()
+    code = main([study, "--data-root", data, "--storage", storage, "--address", cluster.address])
+finally:
+    ray.shutdown()
+    os.killpg(worker.pid, 15)  # this worker's own process group, never a bare `ray stop`
+    worker.wait(timeout=60)
+    cluster.shutdown()
+sys.exit(code)
+"""
+
+
+def can_unshare_mounts() -> bool:
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_unshare_mounts(), reason="needs `unshare --mount` (root)")
+def test_storage_a_worker_cannot_see_stops_the_study_before_training(tmp_path: Path) -> None:
+    from trainables.data import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", n_classes=3,
+                        train_per_class=24, val_per_class=6)
+    (tmp_path / "blind.py").write_text(textwrap.dedent(STUDY))
+    runs = tmp_path / "runs"
+    res = subprocess.run(
+        [sys.executable, "-c", BLIND_DRIVER, str(tmp_path / "blind.py"), str(tmp_path / "data"),
+         str(runs)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**_env(), "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
+    )
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    assert f"storage {runs / 'spread'} is not visible from 1 of 2 node(s)" in res.stderr
+    assert "s3://BUCKET/runs" in res.stderr and "NFS" in res.stderr
+    # Refused before anything trained, and the run directory is free for the rerun.
+    assert not list((runs / "spread").glob("acts/1-*"))
+    assert not (runs / "spread" / ".archsweep.lock").exists()

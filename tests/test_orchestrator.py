@@ -521,3 +521,20 @@ def test_set_of_a_searched_key_warns(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert "--set activation='gelu' does not apply to stage 'acts'" in err
     assert "epochs" not in err and "'other'" not in err
+
+
+def test_an_errored_trial_is_named_by_its_telling_line() -> None:
+    from orchestrator.run import error_line
+    from trainables.contract import TrialRecord
+
+    crash = TrialRecord(status="error", reason="Traceback ...\nValueError: lr=-1 must be > 0")
+    assert error_line(crash) == "ValueError: lr=-1 must be > 0"
+    # Ray's storage error ends with a documentation URL; the line says what to do instead.
+    blind = TrialRecord(
+        status="error",
+        reason="RuntimeError: Unable to set up cluster storage with the following settings:\n"
+        "StorageContext<...>\nSee: https://docs.ray.io/en/latest/train/user-guides/x.html",
+        attempts=[{"node": "0123456789ab", "from_epoch": 1}],
+    )
+    line = error_line(blind)
+    assert "not reachable from node 0123456789ab" in line and "s3://BUCKET/runs" in line

@@ -1,0 +1,65 @@
+"""Before a study trains on a cluster: does every node see the run's storage?
+
+Ray writes each trial's checkpoints and files to the run's storage from the node that runs it. A
+folder on the head's own disk, an NFS share a worker never mounted, or a bucket a worker has no
+route or credentials for lets such a trial train and then fail when it saves ("Unable to set up
+cluster storage"), once per trial. One zero-CPU task per node reading a marker the driver wrote
+finds that in seconds, before anything trains. Nodes that join later (autoscaling) are not
+covered here; their failed trials end the study with exit code 3 and the same advice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from orchestrator.study import StudyError
+from trainables.storage import Location
+
+MARKER = ".archsweep-node-check"
+SHARED_STORAGE_FIX = (
+    "Every node must see the same storage: give --storage a bucket (s3://BUCKET/runs, "
+    "gs://...) or a shared folder mounted at the same path on every node (NFS); a folder on "
+    "the head's own disk only works on one machine"
+)
+
+
+def read_marker(uri: str) -> str:
+    """The marker's text as this node sees it, or what went wrong reading it."""
+    try:
+        return Location(uri).read_text()
+    except Exception as err:  # any failure is the answer: this node cannot read the storage
+        return f"unreadable: {type(err).__name__}: {err}"
+
+
+def check_storage_on_every_node(location: Location) -> None:
+    """Refuse to start (StudyError) when an alive node cannot read what the driver wrote to
+    the run's storage, naming the nodes, the storage and the fix."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    marker = location.join(MARKER)
+    token = secrets.token_hex(8)
+    marker.write_bytes(token.encode())
+    probe = ray.remote(num_cpus=0, max_retries=0)(read_marker)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs: dict[str, Any] = {
+        n["NodeID"]: probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(str(marker))
+        for n in nodes
+    }
+    try:
+        seen = dict(zip(refs, ray.get(list(refs.values()), timeout=120), strict=True))
+    finally:
+        marker.delete()
+    blind = {node: text for node, text in seen.items() if text != token}
+    if blind:
+        names = ", ".join(
+            f"{node[:12]} ({text if text.startswith('unreadable') else 'sees another folder'})"
+            for node, text in blind.items()
+        )
+        raise StudyError(
+            f"the run's storage {location} is not visible from {len(blind)} of {len(nodes)} "
+            f"node(s): {names}. {SHARED_STORAGE_FIX}"
+        )
