@@ -3,7 +3,11 @@
 Wave 1 tested one node only; on two, a trial on the worker wrote its TensorBoard events into the
 driver's staging folder of its own node, never into storage. The cluster runs in a subprocess
 (ray.cluster_utils.Cluster: head + worker on 127.0.0.1), apart from the suite's shared Ray, and
-is shut down by its own handle: never a bare `ray stop`.
+is shut down by its own handle: never a bare `ray stop`. Where mount namespaces are allowed
+(root), the worker is a `ray start` in its own namespace with a private /tmp/ray, as on another
+machine: without that, both nodes share one session folder and a file a trial leaves in its
+node's session folder still looks stored (checked: the spread test fails with
+`ray_io.trial_dir()` returning Ray's staging folder only when the worker has its own /tmp/ray).
 """
 
 from __future__ import annotations
@@ -31,24 +35,63 @@ study = Study(
 )
 """
 
-DRIVER = """
-import sys
+# A worker node started by `ray start` in its own mount namespace, as on another machine: the
+# folders in `hide` are empty there (a private tmpfs), e.g. /tmp/ray, so the worker's session
+# folder is its own, not the head's. Stopped by its process group, never a bare `ray stop`.
+WORKER = """
+import os, subprocess, sys, time
+from pathlib import Path
+import ray
+
+def start_worker(address, hide, num_cpus=1):
+    mounts = " && ".join(f"mkdir -p {h} && mount -t tmpfs tmpfs {h}" for h in hide)
+    ray_cli = Path(sys.executable).parent / "ray"
+    worker = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"{mounts} && exec {ray_cli} start --address={address} --num-cpus={num_cpus} --block"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    ray.init(address=address)
+    deadline = time.monotonic() + 60
+    while sum(n["Alive"] for n in ray.nodes()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ray.shutdown()
+    return worker
+
+def stop_worker(worker):
+    os.killpg(worker.pid, 15)
+    worker.wait(timeout=60)
+"""
+
+DRIVER = WORKER + """
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
 
-# One CPU per node and trials of one CPU: two trials at a time, one on each node.
+# One CPU per node and trials of one CPU: two trials at a time, one on each node. The worker has
+# its own /tmp/ray: what a trial leaves in its node's session folder never reaches storage.
+# Without mount namespaces (not root) both nodes share /tmp/ray: the test then runs but cannot
+# catch a trial writing into its node's session folder.
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-cluster.add_node(num_cpus=1)
-cluster.wait_for_nodes()
+if sys.argv[4] == "own-tmp":
+    worker = start_worker(cluster.address, ["/tmp/ray"])
+else:
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
 try:
     code = main([sys.argv[1], "--data-root", sys.argv[2], "--storage", sys.argv[3],
                  "--address", cluster.address])
 finally:
-    import ray
     ray.shutdown()
+    if sys.argv[4] == "own-tmp":
+        stop_worker(worker)
     cluster.shutdown()
 sys.exit(code)
 """
+
+
+def can_unshare_mounts() -> bool:
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +104,7 @@ def two_node_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "spread.py").write_text(textwrap.dedent(STUDY))
     res = subprocess.run(
         [sys.executable, "-c", DRIVER, str(root / "spread.py"), str(root / "data"),
-         str(root / "runs")],
+         str(root / "runs"), "own-tmp" if can_unshare_mounts() else "shared-tmp"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -179,43 +222,24 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
     assert sorted({e.step for e in acc.Scalars("val_acc")}) == [1, 2, 3, 4, 5, 6]
 
 
-BLIND_DRIVER = """
-import os, subprocess, sys, time
-from pathlib import Path
-import ray
+BLIND_DRIVER = WORKER + """
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
 
 study, data, storage = sys.argv[1:4]
 Path(storage).mkdir(parents=True, exist_ok=True)
+# The head runs no trial; the worker sees an empty folder where the storage is, as a worker that
+# never mounted the run's NFS share would.
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-# The worker node runs in its own mount namespace, where the storage folder is an empty tmpfs:
-# a worker that never mounted the run's NFS share.
-worker = subprocess.Popen(
-    ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-     f"mount -t tmpfs tmpfs {storage} && exec {Path(sys.executable).parent / 'ray'} start "
-     f"--address={cluster.address} --num-cpus=1 --block"],
-    start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-)
+worker = start_worker(cluster.address, [storage])
 try:
-    ray.init(address=cluster.address)
-    deadline = time.monotonic() + 60
-    while sum(n["Alive"] for n in ray.nodes()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    ray.shutdown()
     code = main([study, "--data-root", data, "--storage", storage, "--address", cluster.address])
 finally:
     ray.shutdown()
-    os.killpg(worker.pid, 15)  # this worker's own process group, never a bare `ray stop`
-    worker.wait(timeout=60)
+    stop_worker(worker)
     cluster.shutdown()
 sys.exit(code)
 """
-
-
-def can_unshare_mounts() -> bool:
-    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
-    return probe.returncode == 0
 
 
 @pytest.mark.skipif(not can_unshare_mounts(), reason="needs `unshare --mount` (root)")
