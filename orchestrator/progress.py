@@ -277,6 +277,7 @@ class StageProgress(Callback):
         self.running: dict[str, TrialProgress] = {}
         self.seen_update = False
         self.drawn = 0  # lines of the live block on screen (TTY)
+        self.last_eta: tuple[float, float] | None = None  # (seconds, clock) of the last estimate
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; a resumed stage unpickles this view in a new
@@ -380,6 +381,14 @@ class StageProgress(Callback):
         starting = max(0, self.counts["running"] - len(self.running))
         unstarted = max(0, self.total - self.finished() - len(self.running) - starting)
         eta = estimate_eta(self.running.values(), unstarted, self.planned_epochs, starting)
+        now = self.clock()
+        if eta is not None:
+            self.last_eta = (eta, now)
+        elif self.last_eta is not None:
+            # Between a trial's last update and the next trial's first (a trial validating its
+            # last epoch, the next one building its model) no rate is measured: count the last
+            # estimate down instead of showing "-".
+            eta = max(0.0, self.last_eta[0] - (now - self.last_eta[1]))
         return format_minutes(eta)
 
     # --- lines ---

@@ -245,6 +245,24 @@ def test_finished_trials_leave_the_view() -> None:
     assert stage.running == {}
 
 
+def test_eta_counts_down_while_no_trial_measures_a_rate() -> None:
+    """Ray says S-A finished but S-B has not sent its first update: no rate is measured for a
+    moment, and the view counts its last estimate down instead of printing "ETA -"."""
+    clock, board = FakeClock(), ProgressBoard()
+    stage, _ = make_view(False, board, clock)
+    trials = drive(stage, board, clock, 5)
+    before = stage.eta()
+    assert before != "-"
+    trials[0].status = "TERMINATED"
+    trials[1].status = "PENDING"
+    clock.now += 10
+    stage.on_step_end(0, trials)
+    assert not stage.running
+    held = float(stage.eta().split()[0]) * (60 if "min" in stage.eta() else 1)
+    start = float(before.split()[0]) * (60 if "min" in before else 1)
+    assert held == pytest.approx(max(0.0, start - 10), abs=6)
+
+
 def test_view_survives_pickling_and_finds_this_process_board(monkeypatch) -> None:
     clock, board = FakeClock(), ProgressBoard()
     stage, _ = make_view(False, board, clock)
