@@ -35,6 +35,7 @@ from analysis.document import (
 )
 from analysis.evaluation import Evaluation, load_evaluation
 from analysis.html import to_html
+from analysis.preprocessing import preprocessing_lines
 from analysis.rundir import ReportError, Stage, Study, load_study
 from analysis.summary import (
     GAP_THRESHOLD,
@@ -52,10 +53,13 @@ from analysis.summary import (
 from analysis.tables import (
     Table,
     all_trials_table,
+    architecture_table,
     best_per_stage_table,
     confused_table,
+    downsample_text,
     fmt_value,
     infeasible_table,
+    layer_checks_table,
     markdown_view,
     per_class_table,
     stage_table,
@@ -64,6 +68,7 @@ from analysis.tables import (
     summary_rows,
     summary_table,
     test_metrics_table,
+    val_test_table,
 )
 
 # Columns kept in tables/all_trials.csv but left out of the page (too wide to read there).
@@ -93,6 +98,7 @@ class ReportBuilder:
     out_dir: Path
     blocks: list[Block] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # by stage name
 
     @property
     def fig_dir(self) -> Path:
@@ -192,15 +198,16 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     prepare_out_dir(out, adopt_legacy=out.absolute() == default.absolute())
 
     b = ReportBuilder(study, out)
+    evals = [
+        load_evaluation(study.root, stage, rel, study.trainable)
+        for stage, rel in study.evaluations.items()
+    ]
+    b.evaluations = {ev.stage: ev for ev in evals}
     _header(b)
     _summary_section(b)
     _all_trials_section(b)
     for stage in study.stages:
         _stage_section(b, stage)
-    evals = [
-        load_evaluation(study.root, stage, rel, study.trainable)
-        for stage, rel in study.evaluations.items()
-    ]
     for ev in evals:
         _evaluation_section(b, ev)
     if len(evals) > 1:
@@ -416,6 +423,10 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
     notes = [f"{t.name}: {n}" for t in stage.trials for n in t.notes]
     if notes:
         b.add(Note("some trials lack data: " + "; ".join(notes)))
+    prep = preprocessing_lines(stage, b.evaluations.get(stage.name), s.trainable)
+    if prep:
+        b.add(Paragraph(f"Preprocessing ({stage.title}), from the trials' configuration:"))
+        b.add(Bullets(prep))
     if stage.trials:
         b.add(
             Paragraph(
@@ -449,6 +460,47 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
     if optuna_figures.is_optuna_stage(stage):
         _optuna_section(b, stage)
     _layers_section(b, stage)
+    _layer_checks_section(b, stage)
+    if stage.name in b.evaluations:
+        title = stage.title or stage.name
+        b.add(
+            Paragraph(
+                f"The best checkpoint of this stage was evaluated: its val accuracy and val "
+                f"macro F1, test metrics and architecture by part (blocks, channels, where it "
+                f"downsamples, output size of each part) are in 'Test evaluation: {title}'."
+            )
+        )
+
+
+def _layer_checks_section(b: ReportBuilder, stage: Stage) -> None:
+    """Course E.1: each custom layer of the stage's trained trials against its reference
+    computation and its standard analogue (run now, on the trials' best checkpoints)."""
+    from analysis import layer_checks  # torch and the model code, for such a stage only
+
+    if not layer_checks.uses_custom_layers(stage):
+        return
+    checks = layer_checks.stage_layer_checks(b.study, stage)
+    b.add(Heading(3, f"Custom layer checks ({stage.title})"))
+    b.add(
+        Paragraph(
+            "Each custom layer of each trial that uses one, loaded from the trial's best "
+            "checkpoint (the trained weights) and run on a fixed random input (seed 0): its "
+            "output against a reference computation written out from its own weights, its "
+            "shape and parameters against its standard analogue (nn.SiLU, no attention, "
+            "nn.Conv2d, nn.AvgPool2d / max-pool). Every instance in the model is checked; the "
+            "measured value is the worst one, with the tolerance it had to meet "
+            "(trainables/models/layer_checks.py; tests/test_layers.py checks the same facts)."
+        )
+    )
+    for note in checks.notes:
+        b.add(Note(note))
+    plain = [t.name for t in stage.trials if t.config and not layer_checks.custom_layers(t.config)]
+    if plain:
+        b.add(Paragraph("Without a custom layer (the standard analogues only, nothing to check): "
+                        + ", ".join(plain) + "."))
+    if checks.rows:
+        b.add(Paragraph(f"{checks.passed} of {len(checks.rows)} checks pass."))
+        b.table(layer_checks_table(checks.rows, stage))
 
 
 def _layers_section(b: ReportBuilder, stage: Stage) -> None:
@@ -543,6 +595,7 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
         b.add(Note(n))
     if ev.metrics:
         b.table(test_metrics_table([ev], name=f"test_metrics_{ev.stage}", study=b.study))
+    _val_test_section(b, ev, title)
     if ev.task == "segmentation":
         b.figure(
             f"triptych_{ev.stage}",
@@ -557,10 +610,67 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
         "Gradient norm per layer",
         lambda p: figures.gradient_flow(ev, p, title=title),
     )
-    if ev.model_summary:
+    if ev.model_summary or ev.architecture:
         b.add(Heading(3, f"Architecture ({title})"))
         b.add(Paragraph(f"Parameters: {_params_text(ev.params)}."))
-        b.add(Code(ev.model_summary, "print(model)"))
+        if ev.architecture:
+            b.add(Bullets(_architecture_lines(ev)))
+            b.add(Paragraph("By part, measured on one input of the trained size (stride vs "
+                            "input = input side / output side):"))
+            b.table(architecture_table(ev))
+        if ev.model_summary:
+            b.add(Code(ev.model_summary, "print(model)"))
+
+
+def _val_test_section(b: ReportBuilder, ev: Evaluation, title: str) -> None:
+    """The evaluated checkpoint's val and test metrics side by side (course B.1: top-1 val
+    accuracy and macro F1)."""
+    table = val_test_table(ev, b.study)
+    if not table.rows:
+        return
+    b.add(Heading(3, f"Validation and test ({title})"))
+    score = "accuracy and macro F1" if ev.task != "segmentation" else "IoU, Dice and pixel acc"
+    b.add(
+        Paragraph(
+            f"{score[0].upper()}{score[1:]} of the evaluated checkpoint (epoch {ev.epoch}) on the "
+            f"whole val split and on the test split, computed from its predictions; the middle "
+            "row is what its trial reported at that epoch (macro F1 is not a per-epoch "
+            "metric; a run with max_batches validates on those batches only)."
+        )
+    )
+    b.table(table)
+
+
+def _architecture_lines(ev: Evaluation) -> list[str]:
+    """Blocks and channels per stage, where it downsamples, feature map size at each part."""
+    rows = ev.architecture
+    parts = [r for r in rows if r.get("part") != "input"]
+    stages = [r for r in parts if r.get("blocks")]
+    lines = []
+    if stages:
+        kinds = sorted({str(r.get("block")) for r in stages})
+        lines.append(
+            f"{len(stages)} stages of {' / '.join(kinds)} blocks: blocks per stage "
+            + "-".join(str(r["blocks"]) for r in stages)
+            + ", channels per stage "
+            + "-".join(str((r.get("out_shape") or ["?"])[0]) for r in stages)
+            + "."
+        )
+    down = [d for r in parts for d in r.get("downsamples_at") or []]
+    if down:
+        lines.append("Downsamples at: " + "; ".join(downsample_text(d) for d in down) + ".")
+    sizes = []
+    for r in rows:
+        out = r.get("out_shape") or []
+        if len(out) == 3:
+            sizes.append(f"{r['part']} {out[0]}×{out[1]}×{out[2]}")
+        elif out:
+            what = " (one per class)" if ev.task == "classification" and ev.class_names and \
+                out[0] == len(ev.class_names) else ""
+            sizes.append(f"{r['part']} {out[0]} outputs{what}")
+    if sizes:
+        lines.append("Output size after each part (C×H×W): " + " → ".join(sizes) + ".")
+    return lines
 
 
 def _params_text(n: int | None) -> str | None:

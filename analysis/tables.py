@@ -601,3 +601,121 @@ def confused_table(ev: Evaluation, top: int = 10) -> Table:
             n = total.get(r[0])
             r.append(r[2] / n if n else None)
     return Table(f"most_confused_{ev.stage}", columns, rows)
+
+
+# --- course B.1 / E.1: val beside test, the architecture by part, the custom-layer checks -------
+
+VAL_TEST_COLUMNS = {
+    "classification": (("acc", "accuracy", fmt_pct), ("macro_f1", "macro F1", fmt_value),
+                       ("loss", "loss", fmt_value)),
+    "segmentation": (("iou", "IoU", fmt_value), ("dice", "Dice", fmt_value),
+                     ("pixel_acc", "pixel acc", fmt_pct), ("loss", "loss", fmt_value)),
+}
+
+
+def val_test_table(ev: Evaluation, study: Study) -> Table:
+    """The evaluated checkpoint on the whole val split and on the test split, and the val
+    numbers its trial reported at its best epoch (a capped run validates on fewer batches)."""
+    metrics = VAL_TEST_COLUMNS["segmentation" if ev.task == "segmentation" else "classification"]
+    columns = [
+        Column("split", "split"),
+        Column("images", "images"),
+        *[Column(key, title, fmt) for key, title, fmt in metrics],
+        Column("budget", "budget"),
+    ]
+    budget = evaluation_budget(study, ev)
+    rows = []
+    if ev.val_metrics:
+        rows.append(["val, whole split (best checkpoint)", ev.val_size,
+                     *[ev.val_metrics.get(f"val_{k}") for k, _, _ in metrics], budget])
+    trial = _evaluated_trial(study, ev)
+    if trial is not None and trial.best:
+        epoch = trial.best_epoch or trial.best.get("epoch")
+        label = f"val, as trial {trial.name} reported it" + (f" (epoch {epoch})" if epoch else "")
+        rows.append([label, None, *[trial.best.get(f"val_{k}") for k, _, _ in metrics], budget])
+    if ev.metrics:
+        rows.append(["test", ev.test_size, *[ev.metrics.get(f"test_{k}") for k, _, _ in metrics],
+                     budget])
+    return Table(f"val_test_{ev.stage}", columns, rows)
+
+
+def _evaluated_trial(study: Study, ev: Evaluation) -> Trial | None:
+    for stage in study.stages:
+        if stage.name == ev.stage:
+            return next((t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id),
+                        None)
+    return None
+
+
+def fmt_shape(v: Any) -> str:
+    """[C, H, W] as "C × H × W" (channels × height × width); [N] as "N values"."""
+    if not isinstance(v, list | tuple) or not v:
+        return "—"
+    if len(v) == 1:
+        return f"{v[0]} values"
+    return " × ".join(str(x) for x in v)
+
+
+def fmt_int(v: Any) -> str:
+    return "—" if v is None else f"{int(v):,}"
+
+
+def downsample_text(d: dict[str, Any]) -> str:
+    """"stem.conv (Conv2d 7x7/2): 128→64"."""
+    size = f"{d.get('from', ['?'])[-1]}→{d.get('to', ['?'])[-1]}"
+    kind = f" ({d['kind']})" if d.get("kind") else ""
+    return f"{d.get('layer')}{kind}: {size}"
+
+
+def architecture_table(ev: Evaluation) -> Table:
+    """One row per part of the evaluated model: blocks, output size, stride, downsampling."""
+    columns = [
+        Column("part", "part"),
+        Column("type", "type"),
+        Column("blocks", "blocks"),
+        Column("channels", "channels"),
+        Column("output", "output (C × H × W)", fmt_shape),
+        Column("total_stride", "stride vs input"),
+        Column("downsamples_at", "downsamples at (layer: side in→out)"),
+        Column("params", "parameters", fmt_int),
+    ]
+    rows = []
+    for r in ev.architecture:
+        out = r.get("out_shape") or []
+        blocks = r.get("blocks")
+        rows.append(
+            [
+                r.get("part"),
+                r.get("kind") or "",
+                f"{blocks} × {r['block']}" if blocks and r.get("block") else None,
+                out[0] if len(out) == 3 else None,
+                out,
+                r.get("total_stride"),
+                "; ".join(downsample_text(d) for d in r.get("downsamples_at") or []) or None,
+                r.get("params"),
+            ]
+        )
+    return Table(f"architecture_{ev.stage}", columns, rows)
+
+
+def layer_checks_table(rows: list[dict[str, Any]], stage: Stage) -> Table:
+    """One row per (trial, custom layer, check): the measured value and pass/fail."""
+    columns = [
+        Column("trial", "trial"),
+        Column("layer", "layer"),
+        Column("instances", "instances checked"),
+        Column("check", "check"),
+        Column("measured", "measured (worst instance)"),
+        Column("result", "result"),
+    ]
+
+    def instances(names: list[str]) -> str:
+        return f"{len(names)} ({', '.join(names[:2])}{', …' if len(names) > 2 else ''})"
+
+    body = [
+        [r["trial"], r["layer"], instances(list(r["instances"])), r["check"], r["measured"],
+         "pass" if r["passed"] else "FAIL"]
+        for r in rows
+    ]
+    failed = {i for i, r in enumerate(rows) if not r["passed"]}
+    return Table(f"layer_checks_{stage.name}", columns, body, bold_rows=failed)

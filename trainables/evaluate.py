@@ -18,7 +18,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from trainables import ray_io
 from trainables.config import with_defaults
 from trainables.contract import EvaluationRecord
-from trainables.data import DataBundle, TensorLoader
+from trainables.data import DataBundle, Split, TensorLoader
 from trainables.jsonio import write_json_atomic
 from trainables.loop import select_device
 from trainables.models import build_model
@@ -41,10 +41,12 @@ def predict(
     device: torch.device,
     task: str,
     batch_size: int = 256,
+    split: Split | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(targets, predictions, mean loss, forward ms per image) over the test split, in order."""
+    """(targets, predictions, mean loss, forward ms per image) over `split` (default: the test
+    split), in order."""
     loader = TensorLoader(
-        bundle.test,
+        bundle.test if split is None else split,
         batch_size=batch_size,
         device=device,
         shuffle=False,
@@ -124,6 +126,196 @@ def segmentation_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
+def validation_metrics(
+    model: torch.nn.Module, bundle: DataBundle, state: dict, device: torch.device, task: str
+) -> dict[str, float]:
+    """The checkpoint's metrics on the whole val split (course B.1: val macro F1 beside val
+    accuracy; a trial's per-epoch val metrics may cover only `max_batches` batches)."""
+    if len(bundle.val) == 0:
+        return {}
+    y_true, y_pred, loss, _ = predict(model, bundle, state, device, task, split=bundle.val)
+    if task == "classification":
+        names = list(bundle.class_names)
+        test = classification_report(y_true, y_pred, names)["metrics"]
+        metrics = {"val_acc": test["test_acc"], "val_macro_f1": test["test_macro_f1"]}
+    else:
+        seg = segmentation_report(y_true, y_pred)["metrics"]
+        metrics = {k.replace("test_", "val_", 1): v for k, v in seg.items()}
+    metrics["val_loss"] = loss
+    return metrics
+
+
+# The side of each data set's own images, before `image_size` resizes them (the readers' own
+# constants; None where the files themselves decide, e.g. the lunar renders).
+def _native_sizes() -> dict[str, int]:
+    from trainables.data.mnist_cifar import CIFAR_NATIVE
+    from trainables.data.tiny_imagenet import NATIVE_SIZE
+
+    return {"tiny_imagenet": NATIVE_SIZE, "cifar10": CIFAR_NATIVE, "mnist": 28,
+            "fashion_mnist": 28}
+
+
+def preprocessing_facts(bundle: DataBundle, state: dict) -> dict[str, Any]:
+    """What the evaluated model's input went through before the first layer (course B.1's
+    "resize/crop documented"): the data set's own image side, the side it was resized to, and
+    the per-channel normalization of the checkpoint. The augmentation is the trial's config."""
+    height, width = bundle.image_shape
+    return {
+        "dataset": bundle.name,
+        "source_size": _native_sizes().get(bundle.name),
+        "image_size": [height, width],
+        "in_channels": bundle.in_channels,
+        "mean": [round(float(v), 4) for v in state["mean"]],
+        "std": [round(float(v), 4) for v in state["std"]],
+    }
+
+
+def architecture_summary(
+    model: torch.nn.Module, input_shape: tuple[int, ...], device: torch.device
+) -> list[dict[str, Any]]:
+    """Per part of the model (stem, each stage, head...): its output size on one input of
+    `input_shape` (C, H, W), its blocks and channels, and the layers where it downsamples.
+
+    The parts are the model's top-level modules; a top-level container of blocks (ResNet's
+    `stages`) is split into its stages, whose blocks are counted. "Downsamples at" names the
+    layers on the main path whose output is spatially smaller than their input: shortcut
+    convolutions (which follow the main path's stride) and layers inside a module that keeps
+    its input's size (the squeeze of squeeze-and-excitation) are left out. The first row is the
+    input itself.
+    """
+    parts, stages = _parts(model)
+    seen: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    hooks = []
+
+    def keep(name: str):
+        def hook(_m: torch.nn.Module, inp: Any, out: Any) -> None:
+            if name not in seen and inp and isinstance(out, torch.Tensor):
+                first = inp[0]
+                if isinstance(first, torch.Tensor):
+                    seen[name] = (tuple(first.shape[1:]), tuple(out.shape[1:]))
+
+        return hook
+
+    layers = {}
+    for name, module in model.named_modules():
+        if name:
+            hooks.append(module.register_forward_hook(keep(name)))
+            layers[name] = _layer_text(module)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    side = input_shape[-1]
+    rows: list[dict[str, Any]] = [
+        {"part": "input", "kind": "", "out_shape": list(input_shape), "params": 0}
+    ]
+    for name, module in _called_parts(model, parts, seen):
+        if name not in seen or isinstance(module, torch.nn.Identity):
+            continue
+        in_shape, out_shape = seen[name]
+        blocks = [c for c in module.children() if list(c.children())]
+        rows.append(
+            {
+                "part": name,
+                "kind": type(module).__name__,
+                "blocks": len(blocks) if name in stages else None,
+                "block": type(blocks[0]).__name__ if blocks and name in stages else None,
+                "in_shape": list(in_shape),
+                "out_shape": list(out_shape),
+                "total_stride": side // out_shape[-1] if len(out_shape) == 3 else None,
+                "downsamples_at": _downsamplers(name, seen, layers),
+                "params": sum(p.numel() for p in module.parameters()),
+            }
+        )
+    return rows
+
+
+def _parts(model: torch.nn.Module) -> tuple[list[tuple[str, torch.nn.Module]], set[str]]:
+    """The model's parts in order, and the names of those that are stages of blocks."""
+    parts, stages = [], set()
+    for name, child in model.named_children():
+        grand = list(child.named_children())
+        if (
+            isinstance(child, torch.nn.Sequential | torch.nn.ModuleList)
+            and grand
+            and all(list(g.children()) for _, g in grand)
+        ):
+            parts += [(f"{name}.{g}", m) for g, m in grand]
+            stages.update(f"{name}.{g}" for g, _ in grand)
+        else:
+            parts.append((name, child))
+    return parts, stages
+
+
+def _called_parts(
+    model: torch.nn.Module,
+    parts: list[tuple[str, torch.nn.Module]],
+    seen: dict[str, Any],
+) -> list[tuple[str, torch.nn.Module]]:
+    """`parts`, each one the forward pass did not call on a tensor (a U-Net's encoder runs
+    through `forward_features`, its decoder takes a list) replaced by its outermost
+    descendants that it did call, in call order."""
+    modules = dict(model.named_modules())
+    order = {name: i for i, name in enumerate(seen)}
+    out = []
+    for name, module in parts:
+        if name in seen:
+            out.append((name, module))
+            continue
+        inner = [
+            n for n in seen
+            if n.startswith(name + ".")
+            and not any(n.startswith(o + ".") for o in seen if o.startswith(name + "."))
+        ]
+        out += [(n, modules[n]) for n in sorted(inner, key=order.__getitem__)]
+    return out
+
+
+def _layer_text(module: torch.nn.Module) -> str:
+    """"Conv2d 7x7/2", "MaxPool2d 3x3/2": a layer's type, kernel and stride."""
+    kernel, stride = getattr(module, "kernel_size", None), getattr(module, "stride", None)
+    if kernel is None or stride is None:
+        return type(module).__name__
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    st = stride[0] if isinstance(stride, tuple) else stride
+    return f"{type(module).__name__} {k[0]}x{k[1]}/{st}"
+
+
+def _downsamplers(
+    part: str, seen: dict[str, tuple[tuple[int, ...], tuple[int, ...]]], layers: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Leaf layers of `part` (or `part` itself, a leaf) on the main path whose output is
+    spatially smaller than their input."""
+
+    def spatial(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        shapes = seen.get(name)
+        if shapes is None or len(shapes[0]) != 3 or len(shapes[1]) != 3:
+            return None
+        return shapes[0][1:], shapes[1][1:]
+
+    out = []
+    for name in seen:
+        inside = name == part or name.startswith(part + ".")
+        leaf = not any(other.startswith(name + ".") for other in seen)
+        path = name.split(".")
+        if not inside or not leaf or "shortcut" in path or "downsample" in path:
+            continue
+        shapes = spatial(name)
+        if shapes is None or shapes[1][-1] >= shapes[0][-1]:
+            continue
+        ancestors = [".".join(path[:i]) for i in range(len(part.split(".")), len(path))]
+        if any((sp := spatial(a)) is not None and sp[0] == sp[1] for a in ancestors):
+            continue  # inside a size-keeping module: a side branch such as SE's squeeze
+        out.append({"layer": name, "kind": layers.get(name, ""), "from": list(shapes[0]),
+                    "to": list(shapes[1])})
+    return out
+
+
 def gradient_norms(
     model: torch.nn.Module, bundle: DataBundle, state: dict, device: torch.device, task: str
 ) -> list[dict[str, Any]]:
@@ -178,6 +370,7 @@ def evaluate_state(
     report["metrics"]["test_loss"] = loss
     report["metrics"]["inference_ms_per_image"] = ms_per_image
     arrays = evaluation_arrays(y_true, y_pred, bundle, task, k, seed)
+    height, width = bundle.image_shape
     record = EvaluationRecord(
         stage=stage,
         trial_id=trial_id,
@@ -190,6 +383,10 @@ def evaluate_state(
         + str(model),
         test_size=len(y_true),
         grad_norms=gradient_norms(model, bundle, state, device, task),
+        val_size=len(bundle.val),
+        val_metrics=validation_metrics(model, bundle, state, device, task),
+        preprocessing=preprocessing_facts(bundle, state),
+        architecture=architecture_summary(model, (bundle.in_channels, height, width), device),
         **report,
     )
     return record, arrays
