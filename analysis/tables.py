@@ -155,7 +155,14 @@ NOT_A_SETTING = ("label", "max_batches")
 
 
 def varying_keys(trials: Sequence[Trial]) -> list[str]:
-    """Config keys whose value differs between trials (in first-seen order)."""
+    """Config keys whose value differs between trials (in first-seen order).
+
+    Infeasible points never ran, so their record holds only the study's own keys, not the
+    defaults a trained trial's effective config carries: against trained trials, every defaulted
+    key would look varied. They count only when no trial trained.
+    """
+    trained = [t for t in trials if t.status != "infeasible"]
+    trials = trained or list(trials)
     keys: list[str] = []
     for t in trials:
         keys += [k for k in t.config if k not in keys and k not in NOT_A_SETTING]

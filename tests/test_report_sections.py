@@ -512,3 +512,20 @@ def test_evaluation_figures_titled_by_stage_title(tmp_path: Path) -> None:
     assert main([str(run)]) == 0
     md = (run / "report" / "report.md").read_text()
     assert "### Per-class precision, recall and F1 (Final model)" in md
+
+
+def test_infeasible_rows_do_not_make_defaults_look_varied() -> None:
+    """A trained trial's record holds its effective config (every default); an infeasible
+    point's only the study's keys. The summary must not list every default on every row."""
+    from analysis.rundir import Trial
+    from analysis.tables import varying_keys
+
+    trained = [
+        Trial(status="completed", config={"channels": [8, 16], "optimizer": "adam", "seed": 0}),
+        Trial(status="completed", config={"channels": [4, 8], "optimizer": "adam", "seed": 0}),
+    ]
+    infeasible = Trial(status="infeasible", config={"channels": [8, 16, 32, 64]})
+    assert varying_keys([*trained, infeasible]) == ["channels"]
+    assert varying_keys([infeasible, Trial(status="infeasible", config={"channels": [1]})]) == [
+        "channels"
+    ]
