@@ -3,17 +3,40 @@
 Ray Tune itself is driven from orchestrator/tuner.py; everything else the driver asks of Ray goes
 through here (trainables/ray_io.py is the trial side's counterpart). Checked against Ray 2.58.
 
-Ray's dashboard and job APIs run arbitrary code for whoever reaches them, so a local Ray is
-started with the dashboard off and its node address on 127.0.0.1. Remote clusters are reached
-through `ray dashboard cluster/gpu.yaml` (an SSH tunnel), never an open port.
+Whoever can talk to a Ray's servers can run code as the user who started it, so a local Ray
+(no --address) is closed two ways; tests/test_local_exposure.py checks both on a real run.
+
+- Loopback only. Left alone, Ray 2.58 on Linux takes the address of the default route as its
+  node address; its C++ gRPC servers (GCS, the raylet's two ports, the core worker of the
+  driver, of every actor and of every idle worker) then listen on all interfaces (`ss -ltnp`:
+  `*:PORT`) and the runtime-env agent on that routed address. With the node address 127.0.0.1,
+  Ray binds all of them to 127.0.0.1 (`::ffff:127.0.0.1:PORT`, `127.0.0.1:PORT`); by Ray's
+  code the dashboard agent and metrics exporter of a `ray[default]` install do too (not
+  installed here, so not measured). `ray.init(_node_ip_address="127.0.0.1")` cannot ask for
+  it: ray.init turns 127.0.0.1 into the routed address. What Ray does on macOS and Windows
+  (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) does: see loopback_node().
+- Token authentication (RAY_AUTH_MODE=token, Ray >= 2.52) with a new random token per run, in
+  this process's environment only, never in ~/.ray: Ray's processes inherit it from here, and
+  every other client (another user of this machine) is refused: see use_run_token().
+
+(Ray's Unix sockets, /tmp/ray/session_*/sockets/{raylet,plasma_store}, are srwxr-xr-x under
+the usual umask 022: other users cannot connect to them either.)
+
+Both reach into Ray (ray._private.ray_constants, ray._raylet): the only private Ray names the
+driver uses, here, pinned by that test. The dashboard stays off. A joined cluster (--address)
+keeps the settings it was started with, and this process's environment is left alone.
+Remote clusters are reached through `ray dashboard cluster/gpu.yaml` (an SSH tunnel), never an
+open port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +83,60 @@ def start_ray(
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
-    ray.init(
-        address="local",  # a new Ray of our own; a bare init joins any Ray on this host
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        dashboard_host="127.0.0.1",
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        configure_logging=False,
-    )
+    use_run_token()
+    with loopback_node():
+        ray.init(
+            address="local",  # a new Ray of our own; a bare init joins any Ray on this host
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            dashboard_host="127.0.0.1",
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+        )
+
+
+def use_run_token() -> None:
+    """Turn on Ray's token authentication with a new random token (a local Ray only).
+
+    Set in os.environ before ray.init: the GCS and raylet are started from this process and
+    inherit it, and the raylet passes it to every worker (trials, the progress board, the
+    evaluation task). With the token in RAY_AUTH_TOKEN, ray.init neither reads ~/.ray/auth_token
+    nor writes one there. Ray read RAY_AUTH_* once, when it was imported, so its token cache and
+    config are read again, as Ray's own tests do (ray/_private/authentication_test_utils.py).
+    The token lives as long as this process; like any environment, only this user and root can
+    read it (/proc/PID/environ). A Ray without token authentication (< 2.52) is left as it is.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, as `ray get-auth-token`
+    AuthenticationTokenLoader.instance().reset_cache()
+    Config.initialize("")
+
+
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """While ray.init starts a local Ray, its node address is 127.0.0.1, so Ray binds loopback.
+
+    ray.init takes the node address from services.get_node_ip_address(), which returns
+    127.0.0.1 where ray_constants.ENABLE_RAY_CLUSTER is false (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0,
+    read when Ray is imported, hence the constant here). Once ray.init has returned, the address
+    comes from the running node; the constant is put back so that a later join of a real cluster
+    from this process works as before.
+    """
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def check_address(address: str | None, timeout_s: float = 10.0) -> None:
