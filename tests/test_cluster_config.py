@@ -125,7 +125,16 @@ def test_data_set_goes_to_the_head_only(name: str) -> None:
 def test_every_node_installs_from_constraints_with_ray_default(name: str) -> None:
     installs = [c for c in load(name)["setup_commands"] if "pip install" in c]
     assert installs and all("-c constraints.txt" in c for c in installs)
-    assert any("ray[default" in c for c in installs)
+    assert any("'.[cluster]'" in c for c in installs)
+    # The cluster extra is ray[default] (dashboard, `ray job submit`), every package pinned.
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    cluster = project["optional-dependencies"]["cluster"]
+    assert any(dep.startswith("ray[default") for dep in cluster)
+    pins = (REPO / "constraints.txt").read_text().lower().replace("_", "-")
+    for package in ("ray==", "aiohttp==", "opencensus==", "prometheus-client==", "boto3=="):
+        assert package in pins, f"{package[:-2]} is not pinned in constraints.txt"
 
 
 @pytest.mark.parametrize("name", CONFIGS)
