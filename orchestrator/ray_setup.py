@@ -188,3 +188,20 @@ def run_task(fn: Callable[..., Any], *args: Any, cpus: float, gpus: float) -> An
 
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(fn)
     return ray.get(remote.remote(*args))
+
+
+def run_on_every_node(fn: Callable[..., Any], *args: Any, timeout_s: float = 120) -> dict:
+    """`fn(*args)` once on every alive node (a zero-CPU task pinned to it): {node id: result}.
+    Used to check, before anything trains, what each node sees (the run's storage)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remote = ray.remote(num_cpus=0, max_retries=0)(fn)
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        remote.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
+        ).remote(*args)
+        for node in nodes
+    ]
+    return dict(zip(nodes, ray.get(refs, timeout=timeout_s), strict=True))

@@ -11,8 +11,8 @@ covered here; their failed trials end the study with exit code 3 and the same ad
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
+from orchestrator import ray_setup
 from orchestrator.study import StudyError
 from trainables.storage import Location
 
@@ -35,22 +35,11 @@ def read_marker(uri: str) -> str:
 def check_storage_on_every_node(location: Location) -> None:
     """Refuse to start (StudyError) when an alive node cannot read what the driver wrote to
     the run's storage, naming the nodes, the storage and the fix."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     marker = location.join(MARKER)
     token = secrets.token_hex(8)
     marker.write_bytes(token.encode())
-    probe = ray.remote(num_cpus=0, max_retries=0)(read_marker)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    refs: dict[str, Any] = {
-        n["NodeID"]: probe.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-        ).remote(str(marker))
-        for n in nodes
-    }
     try:
-        seen = dict(zip(refs, ray.get(list(refs.values()), timeout=120), strict=True))
+        seen = ray_setup.run_on_every_node(read_marker, str(marker))
     finally:
         marker.delete()
     blind = {node: text for node, text in seen.items() if text != token}
@@ -60,6 +49,6 @@ def check_storage_on_every_node(location: Location) -> None:
             for node, text in blind.items()
         )
         raise StudyError(
-            f"the run's storage {location} is not visible from {len(blind)} of {len(nodes)} "
+            f"the run's storage {location} is not visible from {len(blind)} of {len(seen)} "
             f"node(s): {names}. {SHARED_STORAGE_FIX}"
         )
