@@ -529,21 +529,49 @@ def test_metrics_table(
     keys: list[str] = []
     for ev in evals:
         keys += [k for k in ev.metrics if k not in keys]
+    # With the study: the evaluated trial's training time and final train score beside the test
+    # numbers (course C.1: training vs inference time; C.2: the train-test gap).
+    train_key = task_metrics(study).train_key if study else None
     columns = [
         Column("stage", "evaluated stage"),
         *([Column("title", "stage title")] if study else []),
         Column("params", "params (M)", fmt_params),
         *[Column(k, k.replace("_", " ")) for k in keys],
-        *([Column("budget", "budget")] if study else []),
+        *(
+            [Column("wall_time_s", "trial wall time", fmt_seconds),
+             Column(f"{train_key}_final", f"{METRIC_TITLES[train_key]} (final)"),
+             Column("budget", "budget")]
+            if study else []
+        ),
     ]
     rows = []
     for ev in evals:
         row = [ev.stage, ev.params, *[ev.metrics.get(k) for k in keys]]
         if study is not None:
+            trial = evaluated_trial(study, ev)
             row.insert(1, stage_title(study, ev.stage))
-            row.append(evaluation_budget(study, ev))
+            row += [
+                trial.wall_time_s if trial else None,
+                trial.final.get(train_key) if trial else None,
+                budget_text(trial.config, study, stage_epochs(study, ev.stage)) if trial else None,
+            ]
         rows.append(row)
     return Table(name, columns, rows)
+
+
+def evaluated_trial(study: Study, ev: Evaluation) -> Trial | None:
+    """The trial an evaluation tested (by trial id, else its stage's best)."""
+    for stage in study.stages:
+        if stage.name == ev.stage:
+            trial = next(
+                (t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id), None
+            )
+            return trial or stage_best_trial(stage, study)
+    return None
+
+
+def stage_epochs(study: Study, name: str) -> int | None:
+    return next((s.epochs for s in study.stages if s.name == name), None)
 
 
 def stage_title(study: Study, name: str) -> str:
@@ -553,13 +581,8 @@ def stage_title(study: Study, name: str) -> str:
 
 def evaluation_budget(study: Study, ev: Evaluation) -> str | None:
     """The budget of the trial an evaluation tested (by trial id, else the stage's best)."""
-    for stage in study.stages:
-        if stage.name != ev.stage:
-            continue
-        trial = next((t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id), None)
-        trial = trial or stage_best_trial(stage, study)
-        return budget_text(trial.config, study, stage.epochs) if trial else None
-    return None
+    trial = evaluated_trial(study, ev)
+    return budget_text(trial.config, study, stage_epochs(study, ev.stage)) if trial else None
 
 
 def per_class_table(ev: Evaluation) -> Table:
