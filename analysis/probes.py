@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from analysis import figures
 from trainables.models import build_model
 from trainables.models.probes import (
     GradientDepthNet,
@@ -60,8 +61,7 @@ def weight_variance_figure(out: Path, samples: int = 32, seed: int = 0) -> dict[
     ax.set_title("F.1 Weight variance control: pooled activations")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    figures.save(fig, out)  # as the report's figures: cropped, data areas recorded in the PNG
     return {"control_std": float(control.std()), "doubled_std": float(doubled.std())}
 
 
@@ -77,8 +77,7 @@ def gradient_figure(out: Path, seed: int = 0) -> list[tuple[str, float]]:
     ax.set_ylabel("weight-gradient L2 norm (log)")
     ax.set_title("F.2 Gradient norm per layer after one backward()")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    figures.save(fig, out)  # as the report's figures: cropped, data areas recorded in the PNG
     return norms
 
 

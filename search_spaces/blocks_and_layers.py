@@ -1,12 +1,13 @@
-"""Section E with the reference models: residual block types and custom layers.
+"""Section E with the reference models: custom layers, then residual block types.
 
+E.1: a small CNN with GatedConv2d vs Conv2d, L2Pool2d vs max-pool, squeeze-and-excitation vs
+none, Swish vs ReLU (the layers themselves are tested against reference computations in
+tests/test_layers.py, and the report checks each trained layer the same way).
 E.2: the course's ResNet-18 (CIFAR stem, [2, 2, 2, 2] blocks, widths 64-512) with Basic blocks
 (two 3x3, 11,173,962 parameters) vs Bottleneck blocks (1x1-3x3-1x1, expansion 4, 13,958,986, the
 sample solution's "Bottleneck variant") vs Wide blocks (inner width x2, 22,163,274) as the extra.
-E.1: a small CNN with GatedConv2d vs Conv2d, L2Pool2d vs max-pool, squeeze-and-excitation vs
-none, Swish vs ReLU (the layers themselves are tested against reference computations in
-tests/test_layers.py). On CIFAR-10 at the course's budget (10 epochs, Adam 1e-3); compare
-accuracy, parameters, time and stability.
+On CIFAR-10 at the course's budget (10 epochs, Adam 1e-3); compare accuracy, parameters, time
+and stability.
 
 The E.2 stage needs a GPU; search_spaces/blocks_and_layers_small.py is the CPU-sized version.
 
@@ -27,6 +28,7 @@ def block_types_stage(title: str) -> Stage:
         "block_types",
         title=title,
         label="E2",
+        inherit="base",  # the study's ResNet, not E.1's small CNN before it
         scheduler="fifo",
         space={"block": tune.grid_search(BLOCK_TYPES)},
     )
@@ -60,5 +62,6 @@ study = Study(
     trainable="classification",
     description="Residual block types in the reference ResNet-18; custom layers vs analogues.",
     base={**CIFAR10_TRAINING, **reference("ModelWithBasicBlocks (CIFAR)").model},
-    stages=[block_types_stage("E.2 Block types, reference ResNet-18"), layers_stage()],
+    # In the assignment's order: E.1 custom layers, then E.2 block types.
+    stages=[layers_stage(), block_types_stage("E.2 Block types, reference ResNet-18")],
 )

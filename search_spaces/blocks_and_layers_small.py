@@ -16,5 +16,5 @@ study = Study(
     trainable="classification",
     description="Residual block types in a small ResNet; custom layers vs analogues (CPU-sized).",
     base={**CIFAR10_TRAINING, "model": "resnet", "channels": (32, 64, 128), "blocks": 1},
-    stages=[block_types_stage("E.2 Block types, small ResNet"), layers_stage()],
+    stages=[layers_stage(), block_types_stage("E.2 Block types, small ResNet")],
 )
