@@ -72,14 +72,19 @@ export TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1
 
 if [ "$DRY" = 1 ]; then
   export ARCHSWEEP_GPU_DRY_RUN=1 CUDA_VISIBLE_DEVICES=""
-  # Boxes sized for a busy 2-core machine (load average ~10 measured while writing this).
-  DEV=cpu; TB_A=300; TB_B=200; TB_C=360; TB_D=150; BUDGET_S=100000
+  # The wiring, not the numbers: every section runs its real command at the smallest size
+  # (16 px, 1 batch), so the whole dry run fits in 2 minutes on a 2-core CPU. Section a leaves
+  # out the four-trial study (at 0 GPUs it is just a study run, which section c already does).
+  DEV=cpu; TB_A=30; TB_B=25; TB_C=70; TB_D=25; BUDGET_S=100000
+  A_ARGS=(-k "not four_trials")
   # No --packed here: packing only changes --gpus-per-trial, which is 0 on the CPU.
-  OVERHEAD_ARGS=(--classes 2 --epochs 2 --batch-size 16 --max-batches 2 --cpus-per-trial 1)
-  STUDY_ARGS=(--smoke --set classes=2 --max-concurrent 2)
-  REF_ARGS=(--gpu --budget-s 40 --max-batches 2 --skip-cpu)
+  OVERHEAD_ARGS=(--classes 2 --epochs 1 --batch-size 8 --max-batches 1 --cpus-per-trial 1)
+  STUDY_ARGS=(--smoke --set classes=2 image_size=16 batch_size=8 max_batches=1
+              --max-concurrent 2)
+  REF_ARGS=(--gpu --budget-s 15 --max-batches 1 --skip-cpu)
 else
   DEV=cuda; TB_A=60; TB_B=75; TB_C=310; TB_D=230
+  A_ARGS=()
   OVERHEAD_ARGS=(--device cuda --precision auto --epochs 4 --cpus-per-trial 2 --packed 1 2 4)
   STUDY_ARGS=(--gpus-per-trial 0.25 --cpus-per-trial 2 --set precision=bf16)
   REF_ARGS=(--gpu --budget-s 180)
@@ -126,7 +131,8 @@ EOF
 
   # --- a: pytest -m gpu ----------------------------------------------------------------------
   if want a "$TB_A" a_pytest_gpu; then
-  run_boxed a_pytest_gpu "$TB_A" "$PY" -m pytest -m gpu tests/test_gpu.py -q -ra -p no:cacheprovider
+  run_boxed a_pytest_gpu "$TB_A" "$PY" -m pytest -m gpu tests/test_gpu.py -q -ra \
+    -p no:cacheprovider "${A_ARGS[@]}"
   record a_pytest_gpu "$(status_of $RC)" \
     "$(grep -E '[0-9]+ (passed|failed|skipped|error)' "$OUTDIR/a_pytest_gpu.log" | tail -n 1) (${SECS}s)"
   fi

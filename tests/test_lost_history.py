@@ -4,16 +4,11 @@ storage; seen in CI on S3) is restored from the history saved with each checkpoi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from trainables.contract import CHECKPOINT_HISTORY
 from trainables.data import write_tiny_imagenet
-
-REPO = Path(__file__).resolve().parents[1]
 
 STUDY = """
 from orchestrator.study import Stage, Study
@@ -29,20 +24,19 @@ def epochs_in(path: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_rows_lost_from_result_json_come_back_from_the_checkpoint(tmp_path: Path) -> None:
+def test_rows_lost_from_result_json_come_back_from_the_checkpoint(
+    tmp_path: Path, ray_session: object, monkeypatch
+) -> None:
+    from orchestrator.run import main
+
     data = tmp_path / "data"
     write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=8,
                         val_per_class=4)
     study = tmp_path / "lost.py"
     study.write_text(textwrap.dedent(STUDY))
     runs = tmp_path / "runs"
-    env = {**os.environ, "ARCHSWEEP_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.run", str(study), "--data-root", str(data),
-         "--storage", str(runs)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path / "cache"))
+    assert main([str(study), "--data-root", str(data), "--storage", str(runs)]) == 0
     stage_dir = runs / "lost" / "only"
     (trial_dir,) = stage_dir.glob("L*")
 
