@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import textwrap
 from pathlib import Path
 
 import pytest
+from data_fixtures import tiny_study_run
 from test_report_sections import assert_figure_has_data
 
-from analysis.report import main as report_main
-from orchestrator.run import main as run_main
 from trainables.contract import (
     EVALUATION_ARRAYS,
     FORMAT,
@@ -36,7 +34,6 @@ from trainables.contract import (
     rendered_fields,
     worst_value,
 )
-from trainables.data import write_tiny_imagenet
 
 STUDY = """
 from ray import tune
@@ -57,22 +54,7 @@ study = Study(
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory, ray_session) -> Path:
     """A finished tiny study (one trained point, one infeasible point) and its report."""
-    root = tmp_path_factory.mktemp("contract")
-    data = root / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=24,
-                        val_per_class=6)
-    study = root / "contract.py"
-    study.write_text(textwrap.dedent(STUDY))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ARCHSWEEP_CACHE", str(root / "cache"))
-    try:
-        code = run_main([str(study), "--data-root", str(data), "--storage", str(root / "runs")])
-    finally:
-        mp.undo()
-    assert code == 0
-    run_dir = root / "runs" / "contract"
-    assert report_main([str(run_dir)]) == 0
-    return run_dir
+    return tiny_study_run(tmp_path_factory.mktemp("contract"), "contract", STUDY)
 
 
 def _filled(value: object) -> bool:

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import csv
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from data_fixtures import tiny_study_run
 
-from analysis.report import main as report_main
-from orchestrator.run import main as run_main
 from trainables.contract import EvaluationRecord, StudyRecord
-from trainables.data import write_tiny_imagenet
 from trainables.models import build_model
 from trainables.models.layer_checks import CHECKS, check_model_layers
 from trainables.models.layers import GatedConv2d
@@ -60,22 +57,7 @@ study = Study(
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, ray_session) -> Path:
-    root = tmp_path_factory.mktemp("course")
-    data = root / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=24,
-                        val_per_class=6)
-    study = root / "course_b1_e1.py"
-    study.write_text(textwrap.dedent(STUDY))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ARCHSWEEP_CACHE", str(root / "cache"))
-    try:
-        code = run_main([str(study), "--data-root", str(data), "--storage", str(root / "runs")])
-    finally:
-        mp.undo()
-    assert code == 0
-    run_dir = root / "runs" / "course_b1_e1"
-    assert report_main([str(run_dir)]) == 0
-    return run_dir
+    return tiny_study_run(tmp_path_factory.mktemp("course"), "course_b1_e1", STUDY)
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
