@@ -322,6 +322,12 @@ def _show_mask(ax: plt.Axes, mask: np.ndarray) -> None:
     ax.imshow(mask.astype(float), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    if not mask.any() or mask.all():
+        # A constant mask is a result (an untrained or collapsed model), not a missing image:
+        # say which, so the reader does not take the flat panel for a drawing failure.
+        text = "every pixel is rock" if mask.any() else "no rock pixel"
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                color="#c03030", bbox={"facecolor": "white", "edgecolor": "#c03030"})
 
 
 def sample_predictions(ev: Evaluation, path: Path, title: str | None = None) -> bool:

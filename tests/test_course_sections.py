@@ -185,8 +185,9 @@ def test_section_e_custom_layers_and_block_types(
     data_root: Path, tmp_path: Path, ray_session: object
 ) -> None:
     # Three epochs: E.2's stability is the spread of val accuracy over the last 3 epochs.
-    report = run_and_report("blocks_and_layers_small", data_root, tmp_path / "runs", "--set",
-                            "epochs=3", "max_batches=1", "batch_size=32", "image_size=32")
+    report = run_and_report("blocks_and_layers_small", data_root, tmp_path / "runs",
+                            "--set", "epochs=3", "--set", "max_batches=1", "--set",
+                            "batch_size=32", "--set", "image_size=32")
     check_report(
         report,
         headings=["## Stage: E.1 Custom layers", "### Custom layer checks (E.1",
