@@ -6,8 +6,9 @@ driver's staging folder of its own node, never into storage. The cluster runs in
 is shut down by its own handle: never a bare `ray stop`. Where mount namespaces are allowed
 (root), the worker is a `ray start` in its own namespace with a private /tmp/ray, as on another
 machine: without that, both nodes share one session folder and a file a trial leaves in its
-node's session folder still looks stored (checked: the spread test fails with
-`ray_io.trial_dir()` returning Ray's staging folder only when the worker has its own /tmp/ray).
+node's session folder still looks stored (checked: with `ray_io.trial_dir()` returning Ray's
+staging folder, the spread test and the node-loss test fail only when the worker has its own
+/tmp/ray). Node loss there is every process of the worker's namespace SIGKILLed at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,20 @@ def start_worker(address, hide, num_cpus=1):
 def stop_worker(worker):
     os.killpg(worker.pid, 15)
     worker.wait(timeout=60)
+
+def kill_node(worker):
+    # The machine dies: SIGKILL to every process in the worker's mount namespace (the raylet
+    # and its workers are not in the process group of `ray start`).
+    try:
+        ns = os.readlink(f"/proc/{worker.pid}/ns/mnt")
+    except OSError:  # killed already
+        return
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == ns:
+                os.kill(int(pid), 9)
+        except OSError:
+            pass
 """
 
 DRIVER = WORKER + """
@@ -146,16 +161,23 @@ def test_event_files_hold_every_epoch(two_node_run: Path) -> None:
         assert steps == [1, 2], f"{t['label']}: val_acc steps {steps}"
 
 
-LOSS_DRIVER = """
-import json, sys, threading, time
-from pathlib import Path
+LOSS_DRIVER = WORKER + """
+import json, threading
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-worker = cluster.add_node(num_cpus=1)
-cluster.wait_for_nodes()
-worker_id = worker.node_id[:12]
+head_id = cluster.head_node.node_id[:12]
+own_tmp = sys.argv[4] == "own-tmp"
+if own_tmp:
+    # A worker as on another machine (its own /tmp/ray), lost the hard way: every process of
+    # the node SIGKILLed at once, as when the machine dies.
+    worker = start_worker(cluster.address, ["/tmp/ray"])
+    lose = lambda: kill_node(worker)
+else:
+    node = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    lose = lambda: cluster.remove_node(node)
 runs = Path(sys.argv[3])
 killed = {}
 
@@ -165,10 +187,10 @@ def kill_worker_mid_trial():
     while time.monotonic() < deadline:
         for result in runs.glob("*/*/*/result.json"):
             rows = [json.loads(l) for l in result.read_text().splitlines() if l.strip()]
-            if rows and rows[-1].get("node") == worker_id and rows[-1]["epoch"] >= 2:
+            if rows and rows[-1].get("node") not in (None, head_id) and rows[-1]["epoch"] >= 2:
                 killed["trial"] = result.parent.name
                 killed["epoch"] = rows[-1]["epoch"]
-                cluster.remove_node(worker)
+                lose()
                 return
         time.sleep(0.1)
 
@@ -177,8 +199,9 @@ try:
     code = main([sys.argv[1], "--data-root", sys.argv[2], "--storage", sys.argv[3],
                  "--address", cluster.address])
 finally:
-    import ray
     ray.shutdown()
+    if own_tmp:
+        kill_node(worker)  # gone already, or the study ended before the worker was lost
     cluster.shutdown()
 (runs / "killed.json").write_text(json.dumps(killed))
 sys.exit(code)
@@ -199,7 +222,7 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     res = subprocess.run(
         [sys.executable, "-c", LOSS_DRIVER, str(tmp_path / "spread.py"), str(tmp_path / "data"),
-         str(runs)],
+         str(runs), "own-tmp" if can_unshare_mounts() else "shared-tmp"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**_env(), "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
     )
