@@ -19,6 +19,7 @@ def fake_torch_caps(monkeypatch: pytest.MonkeyPatch, **flags: bool) -> None:
     """A CPU as torch's cpuinfo probe describes it (keys present, values as given)."""
     caps = {"avx2": True, "avx512_f": True, "avx512_bf16": False, "amx_bf16": False, **flags}
     monkeypatch.setattr(precision, "torch_cpu_capabilities", lambda: caps)
+    monkeypatch.setattr(precision, "cpu_bf16_pays_off", lambda: True)  # as on the AMD EPYC
 
 
 def fake_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> None:
@@ -27,6 +28,7 @@ def fake_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: st
     path.write_text(f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n\n")
     monkeypatch.setattr(precision, "torch_cpu_capabilities", lambda: None)
     monkeypatch.setattr(precision, "PROC_CPUINFO", path)
+    monkeypatch.setattr(precision, "cpu_bf16_pays_off", lambda: True)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,20 @@ def fake_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: st
 def test_auto_on_cpu_follows_torch_probe(monkeypatch, flags, expected) -> None:
     fake_torch_caps(monkeypatch, **flags)
     assert resolve_precision("auto", CPU) == expected
+
+
+def test_auto_on_cpu_keeps_fp32_where_bf16_measures_slower(monkeypatch) -> None:
+    """The flag is there, but bf16 runs slower (an Intel Xeon VM without AMX: 0.79x)."""
+    fake_torch_caps(monkeypatch, avx512_bf16=True)
+    monkeypatch.setattr(precision, "cpu_bf16_pays_off", lambda: False)
+    assert resolve_precision("auto", CPU) == "fp32"
+
+
+def test_the_measurement_runs_and_is_kept_for_the_process() -> None:
+    precision.cpu_bf16_pays_off.cache_clear()
+    first = precision.cpu_bf16_pays_off()
+    assert isinstance(first, bool) and precision.cpu_bf16_pays_off() is first
+    assert precision.cpu_bf16_pays_off.cache_info().hits == 1
 
 
 def test_probe_reports_which_flags(monkeypatch) -> None:

@@ -1,9 +1,14 @@
 """Which numeric precision a trial trains in: `precision="auto" | "bf16" | "fp32"`.
 
-"auto" picks bf16 autocast only where the hardware runs bf16 natively, so it is a speed-up and
-never a slowdown: CUDA devices of compute capability >= 8.0 (Ampere and newer), and CPUs with
-AVX512-BF16 or AMX-BF16 (oneDNN then uses the bf16 dot-product instructions; measured 2x on this
-course's ResNet, see benchmarks/cpu_levers.py). Everywhere else "auto" means fp32.
+"auto" picks bf16 autocast only where it is a speed-up, never a slowdown:
+- CUDA devices of compute capability >= 8.0 (Ampere and newer);
+- CPUs with AVX512-BF16 or AMX-BF16 where bf16 also measures faster. The flag alone is not
+  enough: on the AMD EPYC the course measured, bf16 trains the quickstart ResNet 2x faster, but
+  on an Intel Xeon VM with AVX512-BF16 and no AMX exposed (this project's 2-core machine on
+  2026-11-27) it ran at 0.79x fp32 (benchmarks/cpu_levers.py). So the first "auto" on a CPU
+  with the flag times one 3x3 convolution layer (forward and backward, ~0.3 s) both ways and
+  keeps bf16 only at >= 1.1x; the answer is kept for the process.
+Everywhere else "auto" means fp32.
 
 "bf16" requested explicitly is honoured on any device (emulated bf16 works, just slowly): the
 user asked for it, and the trial's config records what ran.
@@ -15,6 +20,8 @@ torch ships), falling back to the kernel's /proc/cpuinfo flags where torch has n
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -71,8 +78,35 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return cuda_native_bf16(device)
     if device.type == "cpu":
-        return bool(cpu_bf16_flags())
+        return bool(cpu_bf16_flags()) and cpu_bf16_pays_off()
     return False
+
+
+# bf16 must beat fp32 by this much on the probe to be chosen: a tie is not worth the rounding.
+BF16_MIN_SPEEDUP = 1.1
+
+
+@functools.cache
+def cpu_bf16_pays_off() -> bool:
+    """Whether bf16 autocast runs a conv layer's forward + backward faster than fp32 on this CPU
+    (measured once per process: interleaved, best of 5 each, after a warm-up)."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.randn(16, 64, 32, 32)
+
+    def step(bf16: bool) -> float:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = conv(x)
+        out.float().sum().backward()
+        return time.perf_counter() - start
+
+    for bf16 in (False, True):  # oneDNN builds its kernels on first use
+        step(bf16)
+    fp32, bf16 = [], []
+    for _ in range(5):
+        fp32.append(step(False))
+        bf16.append(step(True))
+    return min(fp32) / min(bf16) >= BF16_MIN_SPEEDUP
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
