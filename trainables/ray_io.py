@@ -138,27 +138,32 @@ def load_latest_state() -> dict[str, Any] | None:
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
-    newer = newer_checkpoint_state(checkpoint)
+        # Ray restarts the trial from scratch when its experiment state never recorded a
+        # checkpoint; on remote storage a hard stop can leave exactly that while the trial's
+        # checkpoints are already in its folder (seen in CI: S3, SIGKILL). Resume from those.
+        storage = tune.get_context().get_storage()  # DeveloperAPI: the trial's storage folder
+        return newest_checkpoint_state(storage.storage_filesystem, storage.trial_fs_path)
+    path = checkpoint.path.rstrip("/")
+    parent, _, name = path.rpartition("/")
+    newer = newest_checkpoint_state(checkpoint.filesystem, parent, after=name)
     if newer is not None:
         return newer
     with checkpoint.as_directory() as folder:
         return load_state(Path(folder))
 
 
-def newer_checkpoint_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The newest complete checkpoint beside the one Ray restores, if Ray's record lags.
+def newest_checkpoint_state(fs: Any, parent: str, after: str = "") -> dict[str, Any] | None:
+    """The newest complete checkpoint in a trial's storage folder (newer than `after`).
 
     When a run is stopped (Ctrl-C, SIGTERM) just after a trial reported an epoch, Ray can
     have written that epoch's checkpoint to storage without recording it in the experiment
-    state, and would then restore the one before: the epoch would be trained twice (seen with
-    Ray 2.58, tests/test_resume.py). The trial's checkpoints are siblings in storage, so the
-    newest one that loads is used instead. Uses the checkpoint's public path and filesystem.
+    state, and would then restore the one before (or none): the epoch would be trained twice
+    (seen with Ray 2.58, tests/test_resume.py). The trial's checkpoints are siblings in storage,
+    so the newest one that loads is used instead.
     """
     import pyarrow.fs
 
-    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
-    parent, _, name = path.rpartition("/")
+    parent, name = parent.rstrip("/"), after
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(parent))
     except OSError:
