@@ -70,6 +70,7 @@ from analysis.tables import (
     test_metrics_table,
     val_test_table,
 )
+from analysis.timeline import timeline_section
 
 # Columns kept in tables/all_trials.csv but left out of the page (too wide to read there).
 CSV_ONLY = ("trial_id", "status", "config_json")
@@ -213,6 +214,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if len(evals) > 1:
         b.add(Heading(2, "Test metrics across evaluations"))
         b.table(test_metrics_table(evals, study=study))
+    timeline_section(b)
     _constraints_section(b)
 
     title = f"archsweep report: {study.name}"

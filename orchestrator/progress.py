@@ -141,7 +141,7 @@ class TrialProgress:
     batches: int
     images: int  # trained this epoch
     epoch_images: int  # one epoch's training images
-    images_per_s: float  # training throughput measured by the trial
+    images_per_s: float  # training throughput measured by the trial (0 while warming up)
     overhead: float = 1.0  # last epoch's wall time over its training time (validation etc.)
 
     @classmethod
@@ -377,9 +377,11 @@ class StageProgress(Callback):
     def eta(self) -> str:
         if self.finished() >= self.total:
             return "-"
-        # Ray's RUNNING trials that the board has not heard from yet are starting up.
-        starting = max(0, self.counts["running"] - len(self.running))
-        unstarted = max(0, self.total - self.finished() - len(self.running) - starting)
+        # Ray's RUNNING trials that the board has not heard from yet are starting up, and so
+        # are those still in their warm-up batches (no rate yet: they hold a slot).
+        measured = sum(1 for t in self.running.values() if t.images_per_s > 0)
+        starting = max(0, self.counts["running"] - measured)
+        unstarted = max(0, self.total - self.finished() - measured - starting)
         eta = estimate_eta(self.running.values(), unstarted, self.planned_epochs, starting)
         now = self.clock()
         if eta is not None:
@@ -389,6 +391,8 @@ class StageProgress(Callback):
             # last epoch, the next one building its model) no rate is measured: count the last
             # estimate down instead of showing "-".
             eta = max(0.0, self.last_eta[0] - (now - self.last_eta[1]))
+        elif self.running or self.counts["running"]:
+            return "warming up"  # trials run, none has a rate past its warm-up batches yet
         return format_minutes(eta)
 
     # --- lines ---

@@ -6,6 +6,7 @@ reject infeasible points, train the rest, pick the best, evaluate it on the test
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,8 @@ from orchestrator.records import (
 from orchestrator.references import resolve_references
 from orchestrator.reuse import reuse_earlier_trials
 from orchestrator.study import Stage, Study, StudyError
-from orchestrator.tuner import ASHA_LOG, Resources, asha_decisions, run_tuner
+from orchestrator.timeline import attach_timelines, write_tensorboard
+from orchestrator.tuner import ASHA_LOG, Resources, asha_decisions, run_tuner, trial_slots
 from trainables.config import bundle_info, model_config
 from trainables.contract import BestRecord, StageRecord, TrialRecord, jsonable
 from trainables.data import DataBundle
@@ -67,6 +69,7 @@ class RunContext:
 
 
 def run_stage(ctx: RunContext, stage: Stage) -> None:
+    began = time.time()  # the stage's wall time includes its data, Ray start and evaluation
     srec = ctx.journal.stage(stage.name)
     base = stage_config(ctx, stage)
     if ctx.scheduler:  # after stage_config, which finds the stage in the study by equality
@@ -90,11 +93,29 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     srec.trials, srec.best = trials, pick_best(trials, ctx.metric, ctx.mode)
     srec.best_model = best_model_text(srec.best, bundle)
     ctx.journal.save()
+    evaluated_from = time.time()
     if stage.evaluate and srec.best and srec.best.checkpoint:
         evaluate_best(ctx, stage, srec.best, bundle)
     # Finished only now: a run stopped during evaluation redoes it on resume.
     srec.status = "finished"
+    end_stage_timeline(ctx, srec, plan, began, time.time() - evaluated_from)
     ctx.journal.save()
+
+
+def end_stage_timeline(
+    ctx: RunContext, srec: StageRecord, plan: StagePlan, began: float, evaluation_s: float
+) -> None:
+    """The stage's span and slots into study.json, the run's timeline into TensorBoard."""
+    expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples
+    spans = [*srec.timeline.get("spans", []), [began, time.time()]]
+    srec.timeline = {
+        "spans": spans,
+        "slots": trial_slots(ctx.resources, expected) if expected else 0,
+        "evaluation_s": evaluation_s,
+    }
+    folder = write_tensorboard(ctx.run_dir, ctx.journal.record)
+    for event_file in folder.glob("events.out.tfevents.*") if folder else []:
+        ctx.journal.publish(event_file)
 
 
 def validate_stages(study: Study, overrides: dict[str, Any]) -> None:
@@ -213,6 +234,8 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
         trial = trial_record(result, ctx.location, ctx.metric, ctx.mode, stops)
         trial.params = trial_params(trial.config, bundle)
         trials.append(trial)
+    res = ctx.resources
+    attach_timelines(trials, log.parent, res.cpus_per_trial, res.gpus_per_trial)
     return trials
 
 

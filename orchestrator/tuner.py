@@ -15,6 +15,7 @@ from orchestrator.plan import StagePlan
 from orchestrator.progress import BoardClient, StageProgress, close_board, create_board
 from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
+from orchestrator.timeline import TIMELINE_LOG, TimelineRecorder
 from trainables.data import DataBundle
 from trainables.loop import TrialSetup
 from trainables.storage import Location
@@ -27,6 +28,35 @@ class Resources:
     gpus_per_trial: float = 0.0  # fractions (0.25) put several trials on one GPU
     max_concurrent: int = 0  # 0 = as many as resources allow
     seed: int = 0
+
+
+def trial_slots(resources: Resources, trials: int) -> int:
+    """How many of a stage's `trials` run at once: what the cluster's CPUs and GPUs hold at the
+    trial's request, capped by --max-concurrent and by the number of trials.
+
+    Given to Tune as `max_concurrent_trials`. Without it Tune starts one trial at a time with
+    any searcher of its own kind (ours, Optuna): its pending-trial limit is then 1, and the
+    next trial only starts once the one before is running (measured on one H200: 8 trials
+    strictly one after another, 47% of the wall time training). With the limit set, Tune wraps
+    the searcher in a ConcurrencyLimiter and starts that many trials together.
+    """
+    import ray
+
+    return slots_for(ray.cluster_resources(), resources, trials)
+
+
+def slots_for(have: dict[str, float], resources: Resources, trials: int) -> int:
+    """trial_slots' arithmetic, given the cluster's resources."""
+    fits = [int(have.get("CPU", 0) // resources.cpus_per_trial)] if resources.cpus_per_trial else []
+    if resources.gpus_per_trial:
+        # A fraction such as 0.25 packs 4 trials per GPU; the epsilon keeps 1/0.1 = 10, not 9.
+        fits.append(int(have.get("GPU", 0) / resources.gpus_per_trial + 1e-9))
+    # None fits yet: a joined cluster that may scale up (check_resources said so); let Tune
+    # queue every trial rather than pin the stage to one slot.
+    slots = min(fits) if fits and min(fits) > 0 else trials
+    if resources.max_concurrent:
+        slots = min(slots, resources.max_concurrent)
+    return max(1, min(slots, max(trials, 1)))
 
 
 def make_trainable(bundle: DataBundle, setup: TrialSetup, resources: Resources) -> Any:
@@ -158,12 +188,13 @@ def fit_stage(
     log_dir = run_dir / plan.stage.name  # ASHA's decision log: the driver's local run dir
     log_dir.mkdir(parents=True, exist_ok=True)
     progress = StageProgress(plan, metric, mode, board=board)
+    timeline = TimelineRecorder(str(log_dir / TIMELINE_LOG))
     run_config = tune.RunConfig(
         name=plan.stage.name,
         storage_path=location.ray_path,
         verbose=0,
         # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
-        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress],
+        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress, timeline],
         failure_config=tune.FailureConfig(max_failures=1),
         # Trials write TensorBoard events into their working directory; this syncs them to the
         # run's storage from whichever node ran the trial (each checkpoint and at the end).
@@ -194,7 +225,10 @@ def fit_stage(
                 search_alg=searcher,
                 scheduler=make_scheduler(study, plan, metric, log_dir),
                 num_samples=num_samples,
-                max_concurrent_trials=resources.max_concurrent or None,
+                max_concurrent_trials=trial_slots(resources, num_samples),
+                # A finished trial's process (torch imported, CUDA context and cuDNN plans
+                # warm) takes the next trial of the stage instead of a new actor starting.
+                reuse_actors=True,
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=run_config,

@@ -122,3 +122,31 @@ def test_segmentation_with_resized_crop_and_jitter(channels_last: bool) -> None:
         assert set(y.unique().tolist()) <= {0.0, 1.0} and torch.isfinite(x).all()
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         assert x.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize(
+    "augment",
+    [
+        {"hflip": True, "vflip": True, "crop_padding": 4},
+        {"random_resized_crop": (0.35, 1.0), "hflip": True, "color_jitter": 0.2},
+    ],
+)
+def test_augmentation_moves_nothing_between_devices_per_batch(monkeypatch, augment) -> None:
+    """Random parameters are drawn on the data's device: an epoch calls Tensor.to (a
+    host-to-device copy on a GPU) fewer times than it has batches. The CPU shape of
+    tests/test_gpu.py::test_training_split_stays_on_device (49 copies in 16 batches before)."""
+    loader = _loader(_split(256), augment=AugmentConfig.from_dict(augment))
+    next(iter(loader))  # one-off set-up (cached weights) is not per batch
+    calls = []
+    real_to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        targets = [*args, kwargs.get("device")]
+        if any(isinstance(a, torch.device | str) for a in targets):  # not a dtype cast
+            calls.append(args)
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    batches = sum(1 for _ in loader)
+    assert batches == 16
+    assert len(calls) < batches, f"{len(calls)} Tensor.to calls in an epoch of {batches} batches"

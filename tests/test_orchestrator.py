@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 from pathlib import Path
@@ -189,6 +190,11 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
     assert "asha_stopped" in statuses.values()
     assert statuses["L-D"] == "diverged"
     assert lr_stage["best"]["label"] == "L-A"
+    # --max-concurrent 1 still holds with packing: no two trials of the stage overlap.
+    spans = sorted(
+        (sp["start"], sp["end"]) for t in lr_stage["trials"] for sp in t["timeline"]["spans"]
+    )
+    assert len(spans) == 4 and all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
     # stage 2 inherited the best lr; the 128-channel point broke the rule and was not trained
     trained = [t for t in act_stage["trials"] if t["status"] != "infeasible"]
     assert len(trained) == 2 and all(t["config"]["lr"] == 0.05 for t in trained)

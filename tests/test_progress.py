@@ -101,7 +101,11 @@ def test_reporter_sends_first_update_at_once_then_at_most_every_2_s() -> None:
     assert all(name == "board" for _, name, _ in sent)
     first = sent[0][2]
     assert (first["label"], first["epoch"], first["batch"], first["batches"]) == ("A", 1, 1, 10)
-    assert sent[1][2]["images_per_s"] == pytest.approx(32 * 4 / 2.1)
+    # The first epoch's first 3 batches are warm-up: no rate until they are done, then the
+    # rate from the end of batch 3 (t = 1.9, 96 images) on.
+    assert first["warming_up"] and first["images_per_s"] == 0
+    assert sent[1][2]["images_per_s"] == pytest.approx(32 / (2.1 - 1.9))
+    assert not sent[1][2]["warming_up"]
 
 
 def test_reporter_measures_overhead_and_uses_last_rate_at_epoch_start() -> None:
@@ -117,6 +121,55 @@ def test_reporter_measures_overhead_and_uses_last_rate_at_epoch_start() -> None:
     reporter(1, 32)  # half a second into the epoch: the last epoch's rate, not warm-up's
     assert sent[-1]["images_per_s"] == 40.0
     assert sent[-1]["overhead"] == pytest.approx(10.0 / 8.0)
+
+
+def gpu_shaped_updates(epochs: int = 20) -> tuple[list[tuple[float, dict]], float]:
+    """A trial as one H200 ran it: 4,500 images a 20-epoch trial, batch 128 (36 batches), the
+    first batch at 236 images/s (warm-up), every later one at 10k images/s, 0.1 s validation
+    per epoch; the reporter's real throttle. Returns (sent updates with their time, end)."""
+    clock, sent = FakeClock(), []
+    reporter = ProgressReporter(
+        "b", "A", epochs, 36, 4500, clock=clock, send=lambda n, u: sent.append((clock.now, u))
+    )
+    for epoch in range(1, epochs + 1):
+        reporter.start_epoch(epoch)
+        started = clock.now
+        for batch in range(1, 37):
+            images = min(128, 4500 - 128 * (batch - 1))
+            clock.now += images / (236.0 if (epoch, batch) == (1, 1) else 10_000.0)
+            reporter(batch, min(4500, 128 * batch))
+        reporter.end_training(4500 / (clock.now - started), clock.now - started)
+        clock.now += 0.1
+    return sent, clock.now
+
+
+def test_eta_survives_a_gpu_warm_up() -> None:
+    """The first batch's 236 images/s must not drive the ETA (it said 18.9 min for a 36 s
+    stage): the trial says it is warming up, and every later estimate is within 30%."""
+    sent, end = gpu_shaped_updates()
+    _, first = sent[0]
+    assert first["warming_up"] and first["images_per_s"] == 0
+    assert estimate_eta([TrialProgress.from_update("a", first)], 0, 20) is None
+    later = sent[1:]
+    assert len(later) >= 3
+    for t, u in later:
+        eta = estimate_eta([TrialProgress.from_update("a", u)], 0, 20)
+        assert eta is not None and abs(eta - (end - t)) <= 0.3 * (end - t) + 0.5, (t, u, eta)
+
+
+def test_stage_view_says_warming_up_instead_of_a_wild_eta() -> None:
+    sent, _ = gpu_shaped_updates()
+    clock, board = FakeClock(), ProgressBoard()
+    stage, out = make_view(False, board, clock)
+    trials = [FakeTrial("a", "S-A", "RUNNING")]
+    board.update("a", sent[0][1])
+    clock.now = 5.0
+    stage.on_step_end(0, trials)
+    assert "ETA warming up" in out.getvalue()
+    board.update("a", sent[1][1])
+    clock.now = 7.0
+    stage.on_step_end(0, trials)
+    assert "ETA warming up" not in stage.stage_line()
 
 
 def test_reporter_without_board_sends_nothing() -> None:
@@ -392,7 +445,11 @@ def test_eta_within_30_percent_after_the_first_epoch(seed: int) -> None:
 def test_eta_before_the_first_epoch_exists_but_later_is_what_counts() -> None:
     records, _, first_epoch_end = record_quickstart(0)
     early = [r for r in records if r["snapshot"] and r["t"] < first_epoch_end]
-    assert early and all(eta_from_record(r, 4, 3) is not None for r in early)
+    # Warming up (no trial past its first 3 batches): no estimate rather than a wild one;
+    # from the first measured rate on, an estimate before the first epoch ends.
+    measured = [r for r in early if any(u["images_per_s"] > 0 for u in r["snapshot"].values())]
+    assert len(measured) < len(early) and measured
+    assert all(eta_from_record(r, 4, 3) is not None for r in measured)
 
 
 # --- one real tiny Tuner run through a board ----------------------------------------------------

@@ -217,6 +217,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "architecture": (list,),
     "val_size": (int,),
     "attempts": (list,),
+    "timeline": (dict,),
     "plan": (dict,),
     "best_model": (str,),
     "class_names": (list,),
@@ -262,6 +263,10 @@ class TrialRecord:
     # One entry per start of the trial: {"node": ip or host, "from_epoch": N, "error": text|None}.
     attempts: list[dict[str, Any]] = field(default_factory=list)
     reused_from: str | None = None  # a trial of an earlier stage whose result this one reuses
+    # The driver's record of each attempt (orchestrator/timeline.py): {"spans": [{start, end,
+    # started_at, actor_start_s, setup_s, train_s, checkpoint_s, probe_s, epochs, node,
+    # status}], "cpus": N, "gpus": F}; times in Unix seconds. Empty for reused/infeasible points.
+    timeline: dict[str, Any] = rendered(factory=dict, when="trained")
 
     @property
     def name(self) -> str:
@@ -316,6 +321,9 @@ class StageRecord:
     # The stage's plan as it ran (base config, search space, scheduling): a stage edited in the
     # study file after it ran is refused on resume, naming the change, instead of silently kept.
     plan: dict[str, Any] | None = None
+    # {"spans": [[start, end], ...] one per run of the stage (data, Ray, trials, evaluation),
+    # "slots": trials Tune ran at once, "evaluation_s": test-set evaluation seconds}.
+    timeline: dict[str, Any] = rendered(factory=dict, when="trained")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

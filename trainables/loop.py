@@ -29,6 +29,7 @@ from trainables.precision import resolve_precision
 from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
+from trainables.timeline import TrialClock
 from trainables.trial_probes import (
     GradientRecorder,
     feature_maps,
@@ -165,10 +166,12 @@ class TrialState:
     # and how many epochs this process has trained (1 marks the first epoch of an attempt).
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs_this_start: int = 0
+    clock: TrialClock | None = None  # this attempt's start and set-up (the run's timeline)
 
 
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
     """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
+    clock = TrialClock.start()
     _, trainer, _ = split_config(config)
     model_cfg = model_config(with_defaults(config), bundle_info(bundle))
     if report_infeasible(model_cfg, setup):
@@ -177,6 +180,7 @@ def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> 
     torch.manual_seed(trainer["seed"])
     state = build_trial(model_cfg, trainer, bundle, setup, device)
     resume_from_checkpoint(state)
+    state.clock = clock
     logger = TrialLogger(ray_io.trial_dir(), effective_config(config, trainer), setup.task)
     try:
         train_epochs(state, config, model_cfg, trainer, bundle, setup, logger)
@@ -281,7 +285,11 @@ def train_epochs(
     )
     for epoch in range(state.start_epoch, trainer["epochs"] + 1):
         progress.start_epoch(epoch)
+        if state.clock is not None:
+            state.clock.training_starts()
         metrics = train_and_validate(state, trainer, epoch, progress)
+        if state.clock is not None:
+            metrics.update(state.clock.fields())
         if not metrics.get("diverged"):
             progress.end_training(metrics["images_per_s"], metrics["train_time_s"])
         metrics["node"] = ray_io.node_id()  # study.json's attempts say where each ran
@@ -299,6 +307,7 @@ def train_epochs(
         stale = epoch - state.best_epoch
         patience = trainer["early_stop_patience"]
         metrics["early_stopped"] = int(bool(patience) and stale >= patience)
+        probes_from = time.perf_counter()
         if epoch == 1 or epoch == trainer["epochs"] or epoch % setup.image_every == 0:
             log_images(
                 logger,
@@ -311,6 +320,7 @@ def train_epochs(
             )
         last = epoch == trainer["epochs"] or bool(metrics["early_stopped"])
         record_probes(state, last)
+        metrics["probe_s"] = time.perf_counter() - probes_from  # image summaries + probes
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         state.epochs_this_start += 1
         state.history.append(history_row(metrics, epoch, state.epochs_this_start))

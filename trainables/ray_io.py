@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,20 @@ def assigned_gpus() -> list[str]:
 
 
 def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-    """Report one epoch's metrics, with a checkpoint of `state` when given."""
+    """Report one epoch's metrics, with a checkpoint of `state` when given.
+
+    `checkpoint_s` in the reported metrics: seconds to serialize the checkpoint (Ray's copy into
+    the run's storage follows inside tune.report; the run's timeline counts it as overhead)."""
     with tempfile.TemporaryDirectory(prefix="archsweep-ckpt-") as tmp:
         ckpt_dir = None
         if state is not None:
+            started = time.perf_counter()
             ckpt_dir = Path(tmp)
             torch.save(state, ckpt_dir / CHECKPOINT_FILE)
             if state.get("history") is not None:
                 # Small and torch-free, so the driver can read it without loading the weights.
                 (ckpt_dir / CHECKPOINT_HISTORY).write_text(json.dumps(jsonable(state["history"])))
+            metrics = {**metrics, "checkpoint_s": time.perf_counter() - started}
         if _local is not None:
             _local.report(metrics, ckpt_dir)
             return

@@ -100,14 +100,20 @@ class AugmentConfig:
         )
 
 
+def _on(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    # TensorLoader's generator lives on the batch's device, so nothing moves: a CPU generator
+    # with CUDA batches cost 3 host-to-device copies per batch (49 in a 16-batch epoch on one
+    # H200). A generator on another device (a caller's choice) still works, with the copy.
+    return t if t.device == device else t.to(device)
+
+
 def _rand(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """n uniforms in [0, 1) drawn on the generator's device, moved to `device`."""
-    return torch.rand(n, generator=generator, device=generator.device).to(device)
+    """n uniforms in [0, 1) drawn on the generator's device (normally the batch's)."""
+    return _on(torch.rand(n, generator=generator, device=generator.device), device)
 
 
 def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    r = torch.randint(0, high, (n,), generator=generator, device=generator.device)
-    return r.to(device)
+    return _on(torch.randint(0, high, (n,), generator=generator, device=generator.device), device)
 
 
 def random_crop_flip(
@@ -202,8 +208,20 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] != 3:
         return x.mean(dim=1, keepdim=True)
     # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return (x * _luma(x.device, x.dtype)).sum(dim=1, keepdim=True)
+
+
+_LUMA: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _luma(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The weights once per device (a torch.tensor from a list per batch is a copy)."""
+    key = (device, dtype)
+    if key not in _LUMA:
+        _LUMA[key] = torch.tensor([0.299, 0.587, 0.114], device=device, dtype=dtype).view(
+            1, 3, 1, 1
+        )
+    return _LUMA[key]
 
 
 def augment_geometry(

@@ -105,7 +105,10 @@ class TensorLoader:
         self.epoch = epoch
 
     def _generator(self) -> torch.Generator:
-        g = torch.Generator(device="cpu")
+        # On the data's device: permutations and augmentation parameters are drawn there, with
+        # no host-to-device copy per batch (a CUDA stream differs from the CPU one; each is
+        # reproducible on its own device).
+        g = torch.Generator(device=self.device)
         # Distinct, reproducible stream per (seed, epoch); 1_000_003 is a prime stride.
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
         return g
@@ -115,7 +118,7 @@ class TensorLoader:
         self.epoch += 1
         n = len(self.images)
         if self.shuffle:
-            order = torch.randperm(n, generator=g).to(self.device)
+            order = torch.randperm(n, generator=g, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
