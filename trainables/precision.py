@@ -13,6 +13,9 @@ Everywhere else "auto" means fp32.
 "bf16" requested explicitly is honoured on any device (emulated bf16 works, just slowly): the
 user asked for it, and the trial's config records what ran.
 
+This module owns the precision names (trainables/config.py validates against PRECISION_CHOICES)
+and the autocast context every forward pass runs in (trainables/loop.py, tests, benchmarks).
+
 CPU flags come from torch's own CPU probe (`torch.cpu.get_capabilities()`, the cpuinfo library
 torch ships), falling back to the kernel's /proc/cpuinfo flags where torch has no probe.
 """
