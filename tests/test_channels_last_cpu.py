@@ -9,6 +9,7 @@ each combination picks the right layout, and run the real probes only to see the
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -32,8 +33,12 @@ def fake_probes(monkeypatch, pays: bool, works: bool) -> list[str]:
     """Stand-ins for the two probes; returns the names of the probes that ran, in order."""
     ran: list[str] = []
 
-    def probe(name: str, answer: bool):
-        return lambda: ran.append(name) or answer
+    def probe(name: str, answer: bool) -> Callable[[], bool]:
+        def run() -> bool:
+            ran.append(name)
+            return answer
+
+        return run
 
     monkeypatch.setattr(memory_format, "cpu_nhwc_pays_off", probe("pays", pays))
     monkeypatch.setattr(memory_format, "cpu_nhwc_works", probe("works", works))

@@ -310,6 +310,7 @@ def registered_datasets() -> dict[str, str]:
                 and getattr(node.func, "id", getattr(node.func, "attr", None)) == "register_dataset"
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
             ):
                 out[node.args[0].value] = rel(path)
     return out
