@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 from analysis import figures
 from analysis.document import Bullets, Heading, Note, Paragraph, file_stem, to_markdown
 from analysis.html import to_html
+from analysis.output import ReportBuilder, prepare_out_dir
 from analysis.rundir import ReportError, Stage, Study, Trial, load_study
 from analysis.summary import (
     METRIC_TITLES,
@@ -70,9 +71,6 @@ def build_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
         ReportError: fewer than two runs, the same run twice, a run directory that is not
             readable, runs of different tasks, or an output folder the report may not write.
     """
-    # Imported here: report.py imports this module for its command line.
-    from analysis.report import ReportBuilder, prepare_out_dir
-
     runs = _load_runs(run_dirs)
     out = Path(out_dir) if out_dir is not None else default_out([r.study.root for r in runs])
     prepare_out_dir(out)

@@ -37,6 +37,7 @@ from orchestrator.run import main as run_main
 from trainables import ray_io
 from trainables.data import DataSpec, dataset_dir, default_data_root, load_bundle
 from trainables.loop import TrialSetup, run_trial
+from trainables.memory_format import uses_channels_last
 from trainables.models import build_model
 from trainables.precision import autocast_context, resolve_precision
 
@@ -51,9 +52,9 @@ def bare_loop(
     """The notebook loop: normalized float tensors on the device, shuffled batches, Adam."""
     torch.manual_seed(0)
     model = build_model({**MODEL, "num_classes": len(bundle.class_names), "in_channels": 3})
-    # The trial's memory format on each device: channels_last on CUDA; NCHW on CPU, where
-    # torch 2.14.1's oneDNN can segfault with NHWC (tests/test_channels_last_cpu.py).
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    # The trial's memory format (trainables/memory_format.py): channels_last on CUDA; on a CPU
+    # only where NHWC measures faster and oneDNN does not crash with it.
+    fmt = torch.channels_last if uses_channels_last(True, device) else torch.contiguous_format
     model = model.to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     autocast = autocast_context(device, precision)

@@ -70,8 +70,6 @@ def test_duplicate_and_bad_registrations_are_refused() -> None:
 def test_unknown_name_lists_valid_ones() -> None:
     with pytest.raises(DataError, match=r"unknown dataset 'moon'; valid: cifar10, .*lunar"):
         get_dataset("moon")
-    assert tuple(list_datasets()) == data.DATASETS
-    assert {n: get_dataset(n).folder for n in list_datasets()} == data.DEFAULT_DIRS
 
 
 def test_missing_data_without_download_says_where_to_put_it(tmp_path: Path) -> None:
@@ -98,3 +96,15 @@ def test_no_code_tests_a_dataset_name() -> None:
         if pattern.search(line)
     ]
     assert not hits, f"dataset-name tests outside the registry: {hits}"
+
+
+def test_native_sizes_are_the_readers_own() -> None:
+    """What an evaluation records as the data set's own image side (course B.1)."""
+    from trainables.data.mnist_cifar import CIFAR_NATIVE
+    from trainables.data.tiny_imagenet import NATIVE_SIZE
+
+    expected = {"cifar10": CIFAR_NATIVE, "fashion_mnist": 28, "mnist": 28, "tiny_imagenet": 64}
+    assert NATIVE_SIZE == 64
+    for name, size in expected.items():
+        assert get_dataset(name).native_size == size, name
+    assert get_dataset("lunar").native_size is None  # the renders decide

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from trainables.data import (
-    DEFAULT_DIRS,
     DataError,
     DataSpec,
     dataset_dir,
     default_data_root,
+    get_dataset,
+    list_datasets,
     resolve_data_dir,
 )
 from trainables.data.spec import select_classes
@@ -36,8 +37,8 @@ def test_dataset_dir_accepts_root_or_dataset_folder(tmp_path: Path) -> None:
     only.mkdir()
     (only / "wnids.txt").write_text("n1\n")
     assert dataset_dir("tiny_imagenet", only) == only
-    assert set(DEFAULT_DIRS) >= {"tiny_imagenet", "mnist", "cifar10", "lunar"}
-    assert DEFAULT_DIRS["lunar"] == "MOON_SEGMENTATION_BINARY"
+    assert set(list_datasets()) >= {"tiny_imagenet", "mnist", "cifar10", "lunar"}
+    assert get_dataset("lunar").folder == "MOON_SEGMENTATION_BINARY"
 
 
 def test_unknown_dataset_names_valid_ones() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import write_classification_run
 
-from analysis.report import MARKER, main
+from analysis.output import MARKER
+from analysis.report import main
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 
 from trainables.data import DATA_DEFAULTS, AugmentConfig
 from trainables.models import family_fields, list_families
+from trainables.precision import PRECISION_CHOICES
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
@@ -26,9 +27,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # "auto": bf16 autocast where the hardware runs it natively (CUDA Ampere+, CPUs with
     # AVX512-BF16/AMX), else fp32 (trainables/precision.py); the trial logs what it used.
     "precision": "auto",
-    # NHWC activations on CUDA (what tensor cores want). Ignored on CPU: torch 2.14.1's oneDNN
-    # segfaults in the backward of a 1x1 stride-2 conv with few channels in channels_last
-    # (reproduced with an 8->16 ResNet shortcut), though NHWC was 1.7x faster where it ran.
+    # NHWC activations on CUDA (what tensor cores want); on a CPU only where a probe measures
+    # it faster and torch's oneDNN does not crash with it (trainables/memory_format.py).
     "channels_last": True,
     "augment": {},
     "loss": "auto",  # classification: cross_entropy; segmentation: bce | dice | bce_dice
@@ -48,7 +48,6 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "onecycle", "step", "plateau")
-PRECISIONS = ("auto", "fp32", "bf16")
 FREEZE_SCHEDULES = ("none", "frozen", "unfreeze_at")
 LOSSES = {
     "classification": ("auto", "cross_entropy"),
@@ -92,7 +91,7 @@ def validate_config(config: Mapping[str, Any], task: str) -> None:
     choices = {
         "optimizer": OPTIMIZERS,
         "scheduler": SCHEDULERS,
-        "precision": PRECISIONS,
+        "precision": PRECISION_CHOICES,
         "freeze_schedule": FREEZE_SCHEDULES,
         "loss": LOSSES[task],
     }

@@ -55,16 +55,12 @@ EPOCH_METRICS = {
 # Reported only by models with a frozen/unfrozen encoder.
 EPOCH_ENCODER = ("encoder_frozen", "encoder_update_norm")
 # Metrics a study may rank trials by (Study.metric), and the default (metric, mode) per task.
+# TensorBoard's HParams tab shows the same metrics (trainables/tb_logger.py).
 SELECTABLE_METRICS = {
     "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
     "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
 }
 DEFAULT_METRIC = {"classification": ("val_acc", "max"), "segmentation": ("val_iou", "max")}
-# The metrics shown in TensorBoard's HParams tab.
-HPARAM_METRICS = {
-    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
-    "segmentation": ("val_iou", "val_dice", "val_pixel_acc", "val_loss", "train_loss"),
-}
 # Test-set metrics of an evaluation.
 TEST_METRICS = {
     "classification": ("test_acc", "test_macro_f1", "test_loss", "inference_ms_per_image"),

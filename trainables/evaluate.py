@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from trainables import ray_io
 from trainables.config import with_defaults
 from trainables.contract import EvaluationRecord
-from trainables.data import DataBundle, Split, TensorLoader
+from trainables.data import DataBundle, Split, TensorLoader, get_dataset
 from trainables.jsonio import write_json_atomic
 from trainables.loop import select_device
 from trainables.models import build_model
@@ -145,16 +144,6 @@ def validation_metrics(
     return metrics
 
 
-# The side of each data set's own images, before `image_size` resizes them (the readers' own
-# constants; None where the files themselves decide, e.g. the lunar renders).
-def _native_sizes() -> dict[str, int]:
-    from trainables.data.mnist_cifar import CIFAR_NATIVE
-    from trainables.data.tiny_imagenet import NATIVE_SIZE
-
-    return {"tiny_imagenet": NATIVE_SIZE, "cifar10": CIFAR_NATIVE, "mnist": 28,
-            "fashion_mnist": 28}
-
-
 def preprocessing_facts(bundle: DataBundle, state: dict) -> dict[str, Any]:
     """What the evaluated model's input went through before the first layer (course B.1's
     "resize/crop documented"): the data set's own image side, the side it was resized to, and
@@ -162,7 +151,7 @@ def preprocessing_facts(bundle: DataBundle, state: dict) -> dict[str, Any]:
     height, width = bundle.image_shape
     return {
         "dataset": bundle.name,
-        "source_size": _native_sizes().get(bundle.name),
+        "source_size": get_dataset(bundle.name).native_size,
         "image_size": [height, width],
         "in_channels": bundle.in_channels,
         "mean": [round(float(v), 4) for v in state["mean"]],
@@ -424,19 +413,3 @@ def write_evaluation(
     path = out_dir / f"{record.stage}.json"
     write_json_atomic(path, record.to_dict())
     return path
-
-
-def evaluate_checkpoint(
-    checkpoint_dir: Path,
-    bundle: DataBundle,
-    task: str,
-    out_dir: Path,
-    stage: str,
-    trial_id: str | None,
-) -> EvaluationRecord:
-    """Evaluate a checkpoint folder in this process and write its files (tests, replay)."""
-    state = ray_io.load_state(checkpoint_dir)
-    record, arrays = evaluate_state(state, bundle, task, stage, trial_id)
-    record.checkpoint = str(checkpoint_dir)
-    write_evaluation(out_dir, record, arrays)
-    return record

@@ -23,9 +23,10 @@ from trainables import ray_io
 from trainables.config import bundle_info, model_config, split_config, with_defaults
 from trainables.contract import is_better, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
+from trainables.memory_format import uses_channels_last
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
-from trainables.precision import resolve_precision
+from trainables.precision import autocast_context, resolve_precision
 from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
@@ -49,11 +50,6 @@ class TrialSetup:
     image_every: int = 5  # epochs between TensorBoard image summaries
     # Name of the stage's progress board actor (orchestrator.progress); None: no live progress.
     progress_board: str | None = None
-
-
-def uses_channels_last(trainer: dict[str, Any], device: torch.device) -> bool:
-    """channels_last only on CUDA (see trainables.config: oneDNN crashes with it on CPU)."""
-    return bool(trainer["channels_last"]) and device.type == "cuda"
 
 
 def select_device() -> torch.device:
@@ -85,14 +81,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def autocast_for(
-    device: torch.device, precision: str
-) -> Callable[[], contextlib.AbstractContextManager]:
-    if precision == "bf16":
-        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 class Diverged(Exception):
@@ -210,7 +198,7 @@ def build_trial(
     """Model (with its encoder checkpoint), loaders, optimizer and LR schedule of one trial."""
     model = build_model(model_cfg).to(device)
     trainer["precision"] = resolve_precision(trainer["precision"], device)
-    trainer["channels_last"] = uses_channels_last(trainer, device)
+    trainer["channels_last"] = uses_channels_last(trainer["channels_last"], device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     norm = (tuple(bundle.mean), tuple(bundle.std))
@@ -236,7 +224,7 @@ def build_trial(
         norm=norm,
         gradients=GradientRecorder(model),
         rf=receptive_fields(model),
-        autocast=autocast_for(device, trainer["precision"]),
+        autocast=autocast_context(device, trainer["precision"]),
     )
 
 

@@ -13,6 +13,9 @@ Everywhere else "auto" means fp32.
 "bf16" requested explicitly is honoured on any device (emulated bf16 works, just slowly): the
 user asked for it, and the trial's config records what ran.
 
+This module owns the precision names (trainables/config.py validates against PRECISION_CHOICES)
+and the autocast context every forward pass runs in (trainables/loop.py, tests, benchmarks).
+
 CPU flags come from torch's own CPU probe (`torch.cpu.get_capabilities()`, the cpuinfo library
 torch ships), falling back to the kernel's /proc/cpuinfo flags where torch has no probe.
 """
@@ -102,11 +105,12 @@ def cpu_bf16_pays_off() -> bool:
 
     for bf16 in (False, True):  # oneDNN builds its kernels on first use
         step(bf16)
-    fp32, bf16 = [], []
+    fp32_s: list[float] = []
+    bf16_s: list[float] = []
     for _ in range(5):
-        fp32.append(step(False))
-        bf16.append(step(True))
-    return min(fp32) / min(bf16) >= BF16_MIN_SPEEDUP
+        fp32_s.append(step(False))
+        bf16_s.append(step(True))
+    return min(fp32_s) / min(bf16_s) >= BF16_MIN_SPEEDUP
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from trainables.contract import HPARAM_METRICS
+from trainables.contract import SELECTABLE_METRICS
 
 
 def hparam_value(value: Any) -> int | float | str | bool:
@@ -36,7 +36,7 @@ class TrialLogger:
         # the HParams row and the scalars belong to the same run in TensorBoard.
         exp, ssi, sei = hparams(
             {k: hparam_value(v) for k, v in sorted(config.items())},
-            {m: 0.0 for m in HPARAM_METRICS[task]},
+            {m: 0.0 for m in SELECTABLE_METRICS[task]},
         )
         for summary in (exp, ssi, sei):
             self.writer.file_writer.add_summary(summary)

@@ -13,8 +13,6 @@ imports every reader module below (fashion_mnist, mnist_cifar, segmentation, tin
 reader module and import it here.
 """
 
-from typing import Any
-
 from .augment import AugmentConfig, augment_batch
 from .bundle import DataBundle, Split, channel_stats, load_bundle
 from .cache import default_cache_dir
@@ -32,21 +30,8 @@ from .split import stratified_split
 from .synthetic import write_image_folder, write_tiny_imagenet
 from .tiny_imagenet import TinyImageNetDataset
 
-
-def __getattr__(name: str) -> Any:
-    # DATASETS (names) and DEFAULT_DIRS (name -> default folder) are read from the registry when
-    # accessed, so they always list every registered data set.
-    if name in ("DATASETS", "DEFAULT_DIRS"):
-        from . import spec
-
-        return getattr(spec, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "DATASETS",
     "DATA_DEFAULTS",
-    "DEFAULT_DIRS",
     "AugmentConfig",
     "BundleCache",
     "DataBundle",

@@ -61,4 +61,5 @@ register_dataset(
     manual=f"put the four uncompressed idx files in {{path}}/{FOLDER}/raw (from {URL})",
     url=URL,
     present=lambda folder: idx_present(folder, FOLDER),
+    native_size=28,
 )

@@ -71,6 +71,7 @@ register_dataset(
     manual="put the four uncompressed idx files in {path}/MNIST/raw (from " + MNIST_URL + ")",
     url=MNIST_URL,
     present=lambda folder: idx_present(folder, "MNIST"),
+    native_size=28,
 )
 
 
@@ -255,4 +256,5 @@ register_dataset(
     ),
     url=CIFAR_URL,
     present=_cifar_present,
+    native_size=CIFAR_NATIVE,
 )

@@ -43,6 +43,8 @@ class DatasetEntry:
         url: where `download` fetches from (named in its error message).
         present: ``present(folder) -> bool``: whether the data set is complete there; None means
             "any marker exists".
+        native_size: the side of the data set's own images before ``image_size`` resizes them
+            (recorded with each evaluation, course B.1); None where the files decide (lunar).
     """
 
     name: str
@@ -56,6 +58,7 @@ class DatasetEntry:
     manual: str
     url: str = ""
     present: Callable[[Path], bool] | None = None
+    native_size: int | None = None
 
     def is_present(self, folder: Path) -> bool:
         """Whether the data set is complete in `folder` (nothing to download)."""
@@ -84,6 +87,7 @@ def register_dataset(
     manual: str,
     url: str = "",
     present: Callable[[Path], bool] | None = None,
+    native_size: int | None = None,
 ) -> DatasetEntry:
     """Register a data set (see `DatasetEntry` for the arguments) and return its entry.
 
@@ -108,6 +112,7 @@ def register_dataset(
         manual=manual,
         url=url,
         present=present,
+        native_size=native_size,
     )
     _DATASETS[name] = entry
     return entry

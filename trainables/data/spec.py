@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, preview
-from .registry import get_dataset, list_datasets
+from .registry import get_dataset
 
 TEST_SPLITS = ("official", "holdout")
 
@@ -44,16 +44,6 @@ DATA_DEFAULTS: dict[str, Any] = {
 CONFIG_KEYS = tuple(DATA_DEFAULTS)
 
 ClassSelection = None | int | tuple[str, ...]
-
-
-def __getattr__(name: str) -> Any:
-    # DATASETS / DEFAULT_DIRS used to be constants; they are now read from the registry at access
-    # time, so a data set registered later (a new reader module) shows up in them.
-    if name == "DATASETS":
-        return tuple(list_datasets())
-    if name == "DEFAULT_DIRS":
-        return {n: get_dataset(n).folder for n in list_datasets()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_data_root() -> Path:

@@ -261,4 +261,5 @@ register_dataset(
     manual=f"unzip {URL} and put the contents of its tiny-imagenet-200/ in {{path}}",
     url=URL,
     present=_present,
+    native_size=NATIVE_SIZE,
 )
