@@ -19,7 +19,7 @@ from analysis.figures import save
 from analysis.rundir import Study
 from analysis.summary import run_budget
 from analysis.tables import Column, Table, fmt_seconds
-from trainables.timeline import RunTimeline, run_timeline
+from trainables.contract import RunTimeline, run_timeline
 
 EXPLAINED = (
     "Each bar is one attempt of a trial, from the start of its process (a reused process "

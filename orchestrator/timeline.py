@@ -17,8 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from trainables.contract import StudyRecord, TrialRecord
-from trainables.timeline import run_timeline, trial_bar
+from trainables.contract import StudyRecord, TrialRecord, run_timeline, trial_bar
 
 TIMELINE_LOG = "timeline.jsonl"
 TENSORBOARD_DIR = "timeline"

@@ -50,6 +50,7 @@ RAY_IMPORTERS = {
     "orchestrator/ray_setup.py": "start or join Ray, the evaluation task, storage probes",
     "orchestrator/tuner.py": "Tuner, schedulers, searchers, result grids",
     "orchestrator/progress.py": "a Tune callback and the progress board actor",
+    "orchestrator/timeline.py": "a Tune callback recording each trial attempt's span",
     "orchestrator/searcher.py": "a Tune Searcher (the course's fixed-order searcher)",
     "orchestrator/plan.py": "ray.tune.search.sample.Domain: a search-space value or a fixed one",
     "orchestrator/study.py": "ray.tune.search.sample.Domain: a search-space value or a fixed one",

@@ -16,8 +16,7 @@ from data_fixtures import tiny_study_run
 from test_report_sections import assert_figure_has_data
 
 from orchestrator.tuner import Resources, slots_for
-from trainables.contract import StudyRecord
-from trainables.timeline import run_timeline, stage_timeline, union_length
+from trainables.contract import StudyRecord, run_timeline, stage_timeline, union_length
 
 STUDY = """
 from ray import tune
