@@ -84,6 +84,7 @@ def reuse_earlier_trials(
                 config={**trial.config, "label": point.label},
                 reused_from=origin,
                 reason=f"reused: {origin} ({trial.label}) trained this same configuration",
+                timeline={},  # its time was spent by `origin`, in its own stage's timeline
             )
         )
     return dataclasses.replace(plan, points=keep), reused

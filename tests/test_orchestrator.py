@@ -212,6 +212,7 @@ def test_two_stage_study_asha_divergence_inheritance_tensorboard(
     # A-A is L-A's configuration again (relu is the default activation): reused, not retrained
     (reused,) = [t for t in trained if t["reused_from"]]
     assert reused["label"] == "A-A" and reused["reused_from"].startswith("lr/")
+    assert reused["timeline"] == {}  # its time belongs to the lr stage's timeline
     trial_dir = runs / "two_stage" / next(t for t in trained if not t["reused_from"])["trial_dir"]
     events = sorted(trial_dir.glob("events.out.tfevents.*"))
     assert len(events) == 1
