@@ -116,8 +116,9 @@ def draw_gantt(study: Study, path: Path) -> bool:
     if any(s.timeline.get("evaluation_s") for s in study.stages):
         handles.append(plt.Rectangle((0, 0), 1, 1, fill=False, hatch="//", color="0.6"))
         names.append("test-set evaluation")
-    ax.legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              frameon=False)
+    # Below the axes: stage titles are long, and a legend beside them squeezes the bars.
+    ax.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 -
+              1.0 / (0.35 * len(bars) + 1.6)), ncol=2, frameon=False)
     ax.set_title(f"Timeline ({run_budget(study)}): {study_timeline(study).line()}", fontsize=9,
                  wrap=True)
     fig.tight_layout()

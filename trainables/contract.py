@@ -595,14 +595,18 @@ class RunTimeline:
     @property
     def at_once(self) -> float | None:
         """Trials running at once, time-weighted over the stages' busy parts."""
-        busy = [s for s in self.stages if s.at_once is not None and s.busy_s > 0]
+        busy = [s for s in self._packable() if s.busy_s > 0]
         total = sum(s.busy_s for s in busy)
         return sum(s.at_once * s.busy_s for s in busy) / total if total else None
+
+    def _packable(self) -> list[StageTimeline]:
+        """Stages that could run two or more trials at once (one at a time says nothing)."""
+        return [s for s in self.stages if s.at_once is not None and s.threshold >= 2]
 
     def line(self) -> str:
         """The run in one sentence, e.g. for the report's Timeline section."""
         text = f"trials trained {self.training_fraction:.0%} of the wall time ({self.wall_s:.0f} s)"
-        busy = [s for s in self.stages if s.at_once is not None and s.trials > 1]
+        busy = self._packable()
         if busy and self.at_once is not None:
             ks = sorted({s.threshold for s in busy})
             k = f">= {ks[0]}" if len(ks) == 1 else "as many as its slots (" + "/".join(
