@@ -218,12 +218,21 @@ BASE = {"dataset": "tiny_imagenet", **{k: v for k, v in TINY.items() if k != "nu
         ("cutmix_alpha", "yes", r"cutmix_alpha='yes'"),
         ("ema_decay", 1.0, r"ema_decay=1.0 must be a number in \[0, 1\)"),
         ("tta", 1, r"tta=1 must be True or False"),
+        ("epoch_fraction", 0, r"epoch_fraction=0 must be a number in \(0, 1\]"),
         ("optim_preset", "lion", r"optim_preset='lion'.*sgd_nesterov_onecycle"),
     ],
 )
 def test_bad_regularizer_values_name_the_valid_ones(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate_config({**BASE, key: value}, "classification")
+
+
+def test_epoch_fraction_shortens_the_run_and_smoke_still_wins() -> None:
+    from trainables.contract import planned_epochs
+
+    assert planned_epochs({"epochs": 100, "epoch_fraction": 0.6}) == 60
+    assert planned_epochs({"epochs": 100}) == 100
+    assert planned_epochs({"epochs": 1, "epoch_fraction": 0.4}) == 1  # --smoke: one epoch
 
 
 def test_mixing_is_refused_for_segmentation() -> None:

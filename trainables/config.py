@@ -16,6 +16,10 @@ from trainables.optim import PRESETS
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
+    # The fraction of `epochs` this trial trains (its LR schedule spans the shortened run): a
+    # study searches the run length with it and keeps `epochs` as the budget ASHA's last rung
+    # and --smoke see (trainables.contract.planned_epochs).
+    "epoch_fraction": 1.0,
     "batch_size": 128,
     "optimizer": "adam",
     "lr": 1e-3,
@@ -134,8 +138,8 @@ def _is_number(value: Any) -> bool:
 
 
 def validate_regularizers(config: Mapping[str, Any], task: str) -> None:
-    """mixup_alpha, cutmix_alpha >= 0; 0 <= ema_decay < 1; tta a bool; mixing only where the
-    labels are classes."""
+    """mixup_alpha, cutmix_alpha >= 0 (mixing only where the labels are classes);
+    0 <= ema_decay < 1; 0 < epoch_fraction <= 1; tta a bool."""
     for key in ("mixup_alpha", "cutmix_alpha"):
         value = config.get(key, 0.0)
         if not _is_number(value) or value < 0:
@@ -153,6 +157,12 @@ def validate_regularizers(config: Mapping[str, Any], task: str) -> None:
         raise ConfigError(
             f"ema_decay={decay!r} must be a number in [0, 1): the per-step decay of the weight "
             "average (0 = off, 0.99-0.9999 is usual)"
+        )
+    fraction = config.get("epoch_fraction", 1.0)
+    if not _is_number(fraction) or not 0 < fraction <= 1:
+        raise ConfigError(
+            f"epoch_fraction={fraction!r} must be a number in (0, 1]: the part of `epochs` the "
+            "trial trains (1 = all)"
         )
     tta = config.get("tta", False)
     if not isinstance(tta, bool):

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from trainables import ray_io
 from trainables.config import bundle_info, model_config, split_config, with_defaults
-from trainables.contract import is_better, worst_value
+from trainables.contract import is_better, planned_epochs, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
 from trainables.ema import eval_weights, make_ema
 from trainables.mixing import make_mixer
@@ -178,6 +178,7 @@ class TrialState:
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
     """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
     _, trainer, _ = split_config(config)
+    trainer["epochs"] = planned_epochs(trainer)  # epochs x epoch_fraction
     model_cfg = model_config(with_defaults(config), bundle_info(bundle))
     if report_infeasible(model_cfg, setup):
         return
