@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.rundir import Stage, Study, Trial
+from analysis.summary import budget_text
 from analysis.tables import Column, Table
 from trainables.contract import TRIAL_RANKED, is_better, planned_epochs
 
@@ -120,7 +121,7 @@ def stage_savings(stage: Stage, study: Study) -> Savings:
     return Savings(stage.name, metric, rows, winner, common, leader, ahead)
 
 
-def savings_table(s: Savings) -> Table:
+def savings_table(s: Savings, study: Study) -> Table:
     columns = [
         Column("trial", "trial"),
         Column("status", "stop"),
@@ -129,9 +130,11 @@ def savings_table(s: Savings) -> Table:
         Column("epochs_saved", "saved"),
         Column(f"best_{s.metric}", f"best {s.metric} so far"),
         Column(f"winner_{s.metric}_then", "winner's best by then"),
+        Column("budget", "budget"),
     ]
     rows = [
-        [r.trial.name, r.trial.status, r.planned, r.trained, r.saved, r.best_so_far, r.winner_then]
+        [r.trial.name, r.trial.status, r.planned, r.trained, r.saved, r.best_so_far, r.winner_then,
+         budget_text(r.trial.config, study)]
         for r in s.rows
     ]
     bold = {i for i, r in enumerate(s.rows) if s.winner is not None and r.trial is s.winner}

@@ -479,7 +479,7 @@ def _asha_savings_section(b: ReportBuilder, stage: Stage) -> None:
     savings = asha_savings.stage_savings(stage, b.study)
     b.add(Heading(3, f"ASHA savings ({stage.title})"))
     if savings.rows:
-        b.table(asha_savings.savings_table(savings))
+        b.table(asha_savings.savings_table(savings, b.study))
     b.add(Bullets(asha_savings.savings_lines(savings)))
 
 

@@ -12,6 +12,10 @@
 #   c  the full variant-1 study search_spaces/resnet_tiny_imagenet.py at course budget: wall time
 #      and final test accuracy (goals: <= 5 min, >= 80 %)
 #   d  reference models: benchmarks/reference_table.py --gpu (recorded "missing" if absent)
+#   e  issue 19: the recipe study search_spaces/final_recipe.py (goal <= 240 s), its best recipe
+#      exported, then variant 1 with that recipe in A.5: A.5's test accuracy (goal >= 0.80).
+#      ~9.5 minutes, so only on request, in a call of its own:
+#      `bash benchmarks/gpu_check.sh --only e --budget-s 600` (dry run: add --cpu-dry-run)
 # A section whose time box no longer fits the 8-minute budget is recorded as SKIPPED, naming the
 # `--only` call that runs it: a, b and c fill ~7.5 minutes, so d (a 180 s budget of its own)
 # runs in a second call: `bash benchmarks/gpu_check.sh --only d`.
@@ -26,9 +30,9 @@ BUDGET_S=480  # the whole check: 8 minutes of GPU time
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu-dry-run) DRY=1 ;;
-    --only) ONLY="${2:?--only needs a list such as a,b or d}"; shift ;;
+    --only) ONLY="${2:?--only needs a list such as a,b or e}"; shift ;;
     --budget-s) BUDGET_S="${2:?--budget-s needs seconds}"; shift ;;
-    *) echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run] [--only a,b,c,d]" \
+    *) echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run] [--only a,b,c,d,e]" \
             "[--budget-s 480]  (got: $1)" >&2; exit 2 ;;
   esac
   shift
@@ -166,6 +170,45 @@ section_d() {
   fi
 }
 
+# --- e: the recipe study, then variant 1 with its recipe (issue 19) ----------------------------
+# Dry run: --smoke sizes (every trial one epoch of 2 batches), 16 px, 2 classes. The recipe goes
+# to A.5 through ARCHSWEEP_A5_RECIPE (search_spaces/resnet_tiny_imagenet.py), into its own run
+# name so section c's run directory is left as it is.
+section_e() {
+  local tb_recipe tb_v1 args
+  if [ "$DRY" = 1 ]; then
+    tb_recipe=300; tb_v1=300  # 20 + 11 smoke trials on a 2-core CPU
+    args=(--smoke --set classes=2 --set image_size=16 --max-concurrent 2)
+  else
+    tb_recipe=270; tb_v1=310
+    args=(--gpus-per-trial 0.25 --cpus-per-trial 2 --set precision=bf16)
+  fi
+  if want e $(( tb_recipe + tb_v1 )) e_recipe; then
+    run_boxed e_recipe "$tb_recipe" "$PY" -m orchestrator.run search_spaces/final_recipe.py \
+      --data-root "$ARCHSWEEP_DATA" --storage "$OUTDIR/runs" --fresh "${args[@]}"
+    local recipe_rc=$RC recipe_s=$SECS
+    "$PY" -m search_spaces.final_recipe --export "$OUTDIR/runs/final_recipe" \
+      "$OUTDIR/a5_recipe.json" > "$OUTDIR/e_export.log" 2>&1
+    local export_rc=$?
+    "$PY" -m analysis.report "$OUTDIR/runs/final_recipe" > "$OUTDIR/e_report.log" 2>&1
+    local saved
+    saved="$(grep -m 1 -oE 'Epochs trained: [0-9]+ under ASHA against [0-9]+ for FIFO[^:]*: [0-9.]+x' \
+      "$OUTDIR/runs/final_recipe/report/report.md" 2>/dev/null)"
+    record e_recipe "$(status_of $(( recipe_rc | export_rc )))" \
+      "wall ${recipe_s}s (goal <= 240 s); ${saved:-no ASHA savings line}; $(tail -n 2 \
+      "$OUTDIR/e_export.log" | tr '\n' ' ' | tr '\t' ' ')"
+    [ "$export_rc" = 0 ] || { record e_variant1_recipe FAIL "no recipe to train A.5 with"; return; }
+    ARCHSWEEP_A5_RECIPE="$OUTDIR/a5_recipe.json" run_boxed e_variant1_recipe "$tb_v1" \
+      "$PY" -m orchestrator.run search_spaces/resnet_tiny_imagenet.py --data-root "$ARCHSWEEP_DATA" \
+      --storage "$OUTDIR/runs" --name resnet_tiny_imagenet_recipe --fresh "${args[@]}"
+    acc="$("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1]))["metrics"]
+print(f"A.5 test_acc {m[\"test_acc\"]:.4f}")' \
+      "$OUTDIR/runs/resnet_tiny_imagenet_recipe/evaluation/final.json" 2>/dev/null)"
+    record e_variant1_recipe "$(status_of $RC)" \
+      "wall ${SECS}s, ${acc:-no A.5 test accuracy} (goal >= 0.80); recipe study report: runs/final_recipe/report"
+  fi
+}
+
 if [ -n "$PY" ]; then
   "$PY" - > "$OUTDIR/device.txt" 2>&1 <<'EOF'
 import torch
@@ -185,8 +228,9 @@ EOF
     # Tune's per-stage set-up), so a runs beside b and c beside d: under 2 minutes.
     section_a & section_b & wait
     section_c & section_d & wait
+    section_e
   else
-    section_a; section_b; section_c; section_d
+    section_a; section_b; section_c; section_d; section_e
   fi
 fi
 
