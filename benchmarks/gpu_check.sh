@@ -177,7 +177,7 @@ section_d() {
 section_e() {
   local tb_recipe tb_v1 args
   if [ "$DRY" = 1 ]; then
-    tb_recipe=300; tb_v1=300  # 20 + 11 smoke trials on a 2-core CPU
+    tb_recipe=600; tb_v1=600  # 20 + 11 smoke trials: minutes on a busy 2-core CPU
     args=(--smoke --set classes=2 --set image_size=16 --max-concurrent 2)
   else
     tb_recipe=270; tb_v1=310
