@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis import figures, optuna_figures, trial_probes
+from analysis import asha_savings, figures, optuna_figures, trial_probes
 from analysis.conclusions import stage_conclusions
 from analysis.document import (
     Bullets,
@@ -361,6 +361,8 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
         )
     if optuna_figures.is_optuna_stage(stage):
         _optuna_section(b, stage)
+    if stage.scheduler == "asha":
+        _asha_savings_section(b, stage)
     _layers_section(b, stage)
     _layer_checks_section(b, stage)
     if stage.name in b.evaluations:
@@ -372,6 +374,15 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
                 f"downsamples, output size of each part) are in 'Test evaluation: {title}'."
             )
         )
+
+
+def _asha_savings_section(b: ReportBuilder, stage: Stage) -> None:
+    """Epochs ASHA trained against FIFO on the same trials, and the winner (asha_savings.py)."""
+    savings = asha_savings.stage_savings(stage, b.study)
+    b.add(Heading(3, f"ASHA savings ({stage.title})"))
+    if savings.rows:
+        b.table(asha_savings.savings_table(savings, b.study))
+    b.add(Bullets(asha_savings.savings_lines(savings)))
 
 
 def _layer_checks_section(b: ReportBuilder, stage: Stage) -> None:

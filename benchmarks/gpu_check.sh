@@ -13,11 +13,15 @@
 #   c  the full variant-1 study search_spaces/resnet_tiny_imagenet.py at course budget: wall time,
 #      the run's timeline line (share of wall time training, trials at once) and final test
 #      accuracy (goals: <= 90 s, >= 75% training, >= 3 at once, >= 80 % test)
-#   e  levers on CUDA (benchmarks/cuda_levers.py): channels_last, batch 256, torch.compile,
+#   f  levers on CUDA (benchmarks/cuda_levers.py): channels_last, batch 256, torch.compile,
 #      CUDA graphs, each against the defaults measured right before it; prints the winner
 #   d  reference models: benchmarks/reference_table.py --gpu (recorded "missing" if absent)
+#   e  issue 19: the recipe study search_spaces/final_recipe.py (goal <= 240 s), its best recipe
+#      exported, then variant 1 with that recipe in A.5: A.5's test accuracy (goal >= 0.80).
+#      ~9.5 minutes, so only on request, in a call of its own:
+#      `bash benchmarks/gpu_check.sh --only e --budget-s 600` (dry run: add --cpu-dry-run)
 # A section whose time box no longer fits the 5-minute budget is recorded as SKIPPED, naming the
-# `--only` call that runs it: a, b, c and e fill ~5 minutes, so d (a 180 s budget of its own)
+# `--only` call that runs it: a, b, c and f fill ~5 minutes, so d (a 180 s budget of its own)
 # runs in a second call: `bash benchmarks/gpu_check.sh --only d`.
 # The dry run's boxes grow with the machine's load (x (1 + load average / cores)), so a loaded
 # 2-core machine gets the time an idle one would (on an idle AMD EPYC, c took 95 s of 85).
@@ -27,14 +31,14 @@ set -u
 cd "$(dirname "$0")/.."
 
 DRY=0
-ONLY="a,b,c,e,d"
+ONLY="a,b,c,f,d"  # e (the recipe study) only on request
 BUDGET_S=300  # the whole check: 5 minutes of GPU time
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu-dry-run) DRY=1 ;;
-    --only) ONLY="${2:?--only needs a list such as a,b or d}"; shift ;;
+    --only) ONLY="${2:?--only needs a list such as a,b or e}"; shift ;;
     --budget-s) BUDGET_S="${2:?--budget-s needs seconds}"; shift ;;
-    *) echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run] [--only a,b,c,e,d]" \
+    *) echo "usage: bash benchmarks/gpu_check.sh [--cpu-dry-run] [--only a,b,c,f,d,e]" \
             "[--budget-s 300]  (got: $1)" >&2; exit 2 ;;
   esac
   shift
@@ -80,8 +84,8 @@ if [ "$DRY" = 1 ]; then
     /proc/loadavg 2>/dev/null || echo 1)"
   scale() { awk -v b="$1" -v f="$LOADF" 'BEGIN { printf "%d", b * f }'; }
   DEV=cpu; TB_A=$(scale 60); TB_B=$(scale 80); TB_C=$(scale 170); TB_D=$(scale 60)
-  TB_E=$(scale 60); BUDGET_S=100000
-  echo "dry run: load factor $LOADF, boxes a=$TB_A b=$TB_B c=$TB_C d=$TB_D e=$TB_E s"
+  TB_F=$(scale 60); BUDGET_S=100000
+  echo "dry run: load factor $LOADF, boxes a=$TB_A b=$TB_B c=$TB_C d=$TB_D f=$TB_F s"
   LEVER_ARGS=(--device cpu --quick)
   A_ARGS=(-k "not four_trials")
   # No --packed here: packing only changes --gpus-per-trial, which is 0 on the CPU.
@@ -90,7 +94,7 @@ if [ "$DRY" = 1 ]; then
               --set max_batches=1 --max-concurrent 2)
   REF_ARGS=(--gpu --budget-s 18 --workers 1 --max-batches 1 --skip-cpu)
 else
-  DEV=cuda; TB_A=40; TB_B=90; TB_C=120; TB_D=230; TB_E=50
+  DEV=cuda; TB_A=40; TB_B=90; TB_C=120; TB_D=230; TB_F=50
   LEVER_ARGS=(--device cuda --rounds 1 --steps 20 --warmup 8)
   A_ARGS=()
   OVERHEAD_ARGS=(--device cuda --precision auto --epochs 4 --cpus-per-trial 2 --packed 1 2 4)
@@ -169,14 +173,14 @@ ${acc:-no final test accuracy} (goal >= 0.80)"
   fi
 }
 
-# --- e: levers on CUDA ---------------------------------------------------------------------
-section_e() {
-  if want e "$TB_E" e_levers; then
-    run_boxed e_levers "$TB_E" "$PY" benchmarks/cuda_levers.py --data-root "$ARCHSWEEP_DATA" \
+# --- f: levers on CUDA ---------------------------------------------------------------------
+section_f() {
+  if want f "$TB_F" f_levers; then
+    run_boxed f_levers "$TB_F" "$PY" benchmarks/cuda_levers.py --data-root "$ARCHSWEEP_DATA" \
       "${LEVER_ARGS[@]}" --json "$OUTDIR/levers.json"
-    rows="$(grep -E 'x( |$)' "$OUTDIR/e_levers.log" | sed -E 's/ +/ /g' | tr '\n' ';')"
-    record e_levers "$(status_of $RC)" \
-      "${rows:-no lever rows} $(grep -E '^winner:' "$OUTDIR/e_levers.log") (${SECS}s)"
+    rows="$(grep -E 'x( |$)' "$OUTDIR/f_levers.log" | sed -E 's/ +/ /g' | tr '\n' ';')"
+    record f_levers "$(status_of $RC)" \
+      "${rows:-no lever rows} $(grep -E '^winner:' "$OUTDIR/f_levers.log") (${SECS}s)"
   fi
 }
 
@@ -189,6 +193,45 @@ section_d() {
       --json "$OUTDIR/reference.json"
     last="$(grep -viE 'warn|resource_tracker' "$OUTDIR/d_reference.log" | tail -n 1)"
     record d_reference "$(status_of $RC)" "${last:-no output} (${SECS}s)"
+  fi
+}
+
+# --- e: the recipe study, then variant 1 with its recipe (issue 19) ----------------------------
+# Dry run: --smoke sizes (every trial one epoch of 2 batches), 16 px, 2 classes. The recipe goes
+# to A.5 through ARCHSWEEP_A5_RECIPE (search_spaces/resnet_tiny_imagenet.py), into its own run
+# name so section c's run directory is left as it is.
+section_e() {
+  local tb_recipe tb_v1 args
+  if [ "$DRY" = 1 ]; then
+    tb_recipe=600; tb_v1=600  # 20 + 11 smoke trials: minutes on a busy 2-core CPU
+    args=(--smoke --set classes=2 --set image_size=16 --max-concurrent 2)
+  else
+    tb_recipe=270; tb_v1=310
+    args=(--gpus-per-trial 0.25 --cpus-per-trial 2 --set precision=bf16)
+  fi
+  if want e $(( tb_recipe + tb_v1 )) e_recipe; then
+    run_boxed e_recipe "$tb_recipe" "$PY" -m orchestrator.run search_spaces/final_recipe.py \
+      --data-root "$ARCHSWEEP_DATA" --storage "$OUTDIR/runs" --fresh "${args[@]}"
+    local recipe_rc=$RC recipe_s=$SECS
+    "$PY" -m search_spaces.final_recipe --export "$OUTDIR/runs/final_recipe" \
+      "$OUTDIR/a5_recipe.json" > "$OUTDIR/e_export.log" 2>&1
+    local export_rc=$?
+    "$PY" -m analysis.report "$OUTDIR/runs/final_recipe" > "$OUTDIR/e_report.log" 2>&1
+    local saved
+    saved="$(grep -m 1 -oE 'Epochs trained: [0-9]+ under ASHA against [0-9]+ for FIFO[^:]*: [0-9.]+x' \
+      "$OUTDIR/runs/final_recipe/report/report.md" 2>/dev/null)"
+    record e_recipe "$(status_of $(( recipe_rc | export_rc )))" \
+      "wall ${recipe_s}s (goal <= 240 s); ${saved:-no ASHA savings line}; $(tail -n 2 \
+      "$OUTDIR/e_export.log" | tr '\n' ' ' | tr '\t' ' ')"
+    [ "$export_rc" = 0 ] || { record e_variant1_recipe FAIL "no recipe to train A.5 with"; return; }
+    ARCHSWEEP_A5_RECIPE="$OUTDIR/a5_recipe.json" run_boxed e_variant1_recipe "$tb_v1" \
+      "$PY" -m orchestrator.run search_spaces/resnet_tiny_imagenet.py --data-root "$ARCHSWEEP_DATA" \
+      --storage "$OUTDIR/runs" --name resnet_tiny_imagenet_recipe --fresh "${args[@]}"
+    acc="$("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1]))["metrics"]
+print(f"A.5 test_acc {m[\"test_acc\"]:.4f}")' \
+      "$OUTDIR/runs/resnet_tiny_imagenet_recipe/evaluation/final.json" 2>/dev/null)"
+    record e_variant1_recipe "$(status_of $RC)" \
+      "wall ${SECS}s, ${acc:-no A.5 test accuracy} (goal >= 0.80); recipe study report: runs/final_recipe/report"
   fi
 }
 
@@ -211,9 +254,9 @@ EOF
     # Tune's per-stage set-up), so a runs beside b and c beside d: under 2 minutes.
     section_a & section_b & wait
     section_c & section_d & wait
-    section_e
+    section_f; section_e
   else
-    section_a; section_b; section_c; section_e; section_d
+    section_a; section_b; section_c; section_f; section_d; section_e
   fi
 fi
 

@@ -9,7 +9,25 @@ trained; a stage's best, which the next stage inherits, is chosen among trained 
 
     python -m orchestrator.run search_spaces/resnet_tiny_imagenet.py
     python -m analysis.report runs/resnet_tiny_imagenet
+
+A.5's recipe is common.FINAL_TRAINING (AdamW 1e-3, wd 0.05, cosine, 35 epochs, crop 4 + flip +
+colour jitter 0.2) until a GPU run of search_spaces/final_recipe.py picks one. To train A.5 with
+the recipe study's best trial, export it and name the file in ARCHSWEEP_A5_RECIPE (FromStudy
+takes a model or a checkpoint, not training keys):
+
+    python -m search_spaces.final_recipe --export runs/final_recipe a5_recipe.json
+    ARCHSWEEP_A5_RECIPE=a5_recipe.json python -m orchestrator.run \
+        search_spaces/resnet_tiny_imagenet.py --name resnet_tiny_imagenet_recipe
+
+The file's keys (final_recipe.RECIPE_KEYS + epochs: optimizer, scheduler, lr, weight_decay,
+label_smoothing, mixup_alpha, cutmix_alpha, ema_decay, augment, batch_size, epochs) go on top of
+FINAL_TRAINING, with tta=True (flip TTA at the test evaluation, chosen beforehand, never by the
+test score), and A.5's title names the file's source, so the report says where its recipe came
+from. A run directory keeps the recipe it ran with: a resumed run with another recipe is refused.
 """
+
+import json
+import os
 
 from ray import tune
 
@@ -24,6 +42,21 @@ from search_spaces.common import (
 
 # A.1-A trains; A.1-B is the course's ResNet-18 as written, over the 5M budget.
 BASELINE_CHANNELS = [(64, 128, 256), (64, 128, 256, 512)]
+
+A5_RECIPE_ENV = "ARCHSWEEP_A5_RECIPE"
+
+
+def a5_stage() -> Stage:
+    """A.5 with FINAL_TRAINING, or with the recipe file named by $ARCHSWEEP_A5_RECIPE."""
+    stage = final_stage("A.5")
+    path = os.environ.get(A5_RECIPE_ENV)
+    if path:
+        with open(path) as f:
+            recipe = json.load(f)
+        stage.config = {**stage.config, **recipe["config"], "tta": True}
+        stage.title = f"{stage.title} (recipe from {recipe['source']})"
+    return stage
+
 
 study = Study(
     name="resnet_tiny_imagenet",
@@ -54,6 +87,6 @@ study = Study(
             space={"blocks": tune.grid_search([1, 2, 3])},
         ),
         activations_stage("A.4"),
-        final_stage("A.5"),
+        a5_stage(),
     ],
 )

@@ -12,10 +12,15 @@ from typing import Any
 
 from trainables.data import DATA_DEFAULTS, AugmentConfig
 from trainables.models import family_fields, list_families
+from trainables.optim import PRESETS
 from trainables.precision import PRECISION_CHOICES
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
+    # The fraction of `epochs` this trial trains (its LR schedule spans the shortened run): a
+    # study searches the run length with it and keeps `epochs` as the budget ASHA's last rung
+    # and --smoke see (trainables.contract.planned_epochs).
+    "epoch_fraction": 1.0,
     "batch_size": 128,
     "optimizer": "adam",
     "lr": 1e-3,
@@ -23,6 +28,15 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "momentum": 0.9,
     "scheduler": "none",
     "label_smoothing": 0.0,
+    # Regularizers for small data (trainables/mixing.py, trainables/ema.py); 0 = off. Mixup and
+    # CutMix are Beta(alpha, alpha) mixing weights; with both on, each batch uses one of them.
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
+    "ema_decay": 0.0,  # per optimizer step; val and test then use the EMA weights
+    "tta": False,  # evaluation: average the softmax of each image and its horizontal flip
+    # A named optimizer + LR schedule (trainables/optim.py PRESETS) that sets optimizer,
+    # scheduler and momentum; "custom" uses those keys as given.
+    "optim_preset": "custom",
     "grad_clip": 0.0,  # max global grad norm; 0 = off
     # "auto": bf16 autocast where the hardware runs it natively (CUDA Ampere+, CPUs with
     # AVX512-BF16/AMX), else fp32 (trainables/precision.py); the trial logs what it used.
@@ -48,6 +62,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "onecycle", "step", "plateau")
+OPTIM_PRESETS = tuple(PRESETS)
 FREEZE_SCHEDULES = ("none", "frozen", "unfreeze_at")
 LOSSES = {
     "classification": ("auto", "cross_entropy"),
@@ -94,6 +109,7 @@ def validate_config(config: Mapping[str, Any], task: str) -> None:
         "precision": PRECISION_CHOICES,
         "freeze_schedule": FREEZE_SCHEDULES,
         "loss": LOSSES[task],
+        "optim_preset": OPTIM_PRESETS,
     }
     for key, valid in choices.items():
         if key in config and config[key] not in valid:
@@ -108,11 +124,48 @@ def validate_config(config: Mapping[str, Any], task: str) -> None:
         raise ConfigError(
             f"early_stop_patience={patience!r} must be a whole number of epochs >= 0 (0 = off)"
         )
+    validate_regularizers(config, task)
     for key in ("epochs", "batch_size"):
         if key in config and (not isinstance(config[key], int) or config[key] < 1):
             raise ConfigError(f"{key}={config[key]!r} must be a positive integer")
     if "lr" in config and not (isinstance(config["lr"], int | float) and config["lr"] > 0):
         raise ConfigError(f"lr={config['lr']!r} must be a positive number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def validate_regularizers(config: Mapping[str, Any], task: str) -> None:
+    """mixup_alpha, cutmix_alpha >= 0 (mixing only where the labels are classes);
+    0 <= ema_decay < 1; 0 < epoch_fraction <= 1; tta a bool."""
+    for key in ("mixup_alpha", "cutmix_alpha"):
+        value = config.get(key, 0.0)
+        if not _is_number(value) or value < 0:
+            raise ConfigError(
+                f"{key}={value!r} must be a number >= 0 (the Beta(alpha, alpha) parameter of "
+                "the mixing weight; 0 = off, 0.2-1.0 is usual)"
+            )
+        if value > 0 and task != "classification":
+            raise ConfigError(
+                f"{key}={value!r}: mixing images needs class labels; {task} trials take "
+                f"{key}=0"
+            )
+    decay = config.get("ema_decay", 0.0)
+    if not _is_number(decay) or not 0 <= decay < 1:
+        raise ConfigError(
+            f"ema_decay={decay!r} must be a number in [0, 1): the per-step decay of the weight "
+            "average (0 = off, 0.99-0.9999 is usual)"
+        )
+    fraction = config.get("epoch_fraction", 1.0)
+    if not _is_number(fraction) or not 0 < fraction <= 1:
+        raise ConfigError(
+            f"epoch_fraction={fraction!r} must be a number in (0, 1]: the part of `epochs` the "
+            "trial trains (1 = all)"
+        )
+    tta = config.get("tta", False)
+    if not isinstance(tta, bool):
+        raise ConfigError(f"tta={tta!r} must be True or False (flip test-time augmentation)")
 
 
 def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -142,6 +142,14 @@ def best_of(items: list[Any], value_of: Any, mode: str) -> Any:
     return best
 
 
+def planned_epochs(config: dict[str, Any], default: int = 10) -> int:
+    """The epochs a trial of `config` trains when nothing stops it: `epochs` x `epoch_fraction`
+    (a searched fraction of the stage's epoch budget, so `--smoke`'s epochs=1 still shortens a
+    study that searches the run length), at least 1. Read by the loop and by the report."""
+    epochs = int(config.get("epochs", default))
+    return max(1, round(epochs * float(config.get("epoch_fraction", 1.0))))
+
+
 # --- records -----------------------------------------------------------------------------------
 def rendered(default: Any = None, *, factory: Any = None, when: str | None = None) -> Any:
     """A record field that the report renders; `when` names the situation that produces it

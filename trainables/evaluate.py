@@ -18,6 +18,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from trainables.config import with_defaults
 from trainables.contract import EvaluationRecord
 from trainables.data import DataBundle, Split, TensorLoader, get_dataset
+from trainables.ema import eval_weights
 from trainables.jsonio import write_json_atomic
 from trainables.loop import select_device
 from trainables.models import build_model
@@ -30,6 +31,18 @@ class Describable(Protocol):
     """A model that explains its wiring in words (U-Nets: which feature map feeds which skip)."""
 
     def describe(self) -> str: ...
+
+
+def flip_tta(model: torch.nn.Module, x: torch.Tensor, task: str) -> torch.Tensor:
+    """Test-time augmentation (config `tta`): the model's output averaged over the image and its
+    horizontal flip, returned as logits. Classification averages the two softmaxes and returns
+    their log (cross-entropy and argmax of a log-probability are those of the average);
+    segmentation flips the second mask back, averages the sigmoids and returns their logit."""
+    a, b = model(x).float(), model(x.flip(-1)).float()
+    if task == "classification":
+        return torch.log((a.softmax(1) + b.softmax(1)) / 2)
+    p = (torch.sigmoid(a) + torch.sigmoid(b.flip(-1))) / 2
+    return torch.logit(p, eps=1e-7)
 
 
 @torch.no_grad()
@@ -54,11 +67,12 @@ def predict(
         std=tuple(state["std"]),
     )
     # The trial's own loss (BCE, Dice, pos_weight...), so test and val losses compare.
-    task_obj = make_task(task, with_defaults(state["config"]))
+    config = with_defaults(state["config"])
+    task_obj = make_task(task, config)
     ys, preds, loss_sum, n, forward_s = [], [], 0.0, 0, 0.0
     for x, y in loader:
         t0 = time.perf_counter()
-        logits = model(x).float()
+        logits = flip_tta(model, x, task) if config["tta"] else model(x).float()
         if device.type == "cuda":
             torch.cuda.synchronize()  # kernels are asynchronous: time the work, not the launch
         forward_s += time.perf_counter() - t0
@@ -347,7 +361,8 @@ def evaluate_state(
     """
     device = select_device()
     model = build_model(state["model_config"]).to(device)
-    model.load_state_dict(state["model"])
+    # The EMA of the weights where the trial kept one (trainables/ema.py), like timm's model_ema.
+    model.load_state_dict(eval_weights(state))
     model.eval()
     y_true, y_pred, loss, ms_per_image = predict(model, bundle, state, device, task)
     if task == "classification":

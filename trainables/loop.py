@@ -21,11 +21,13 @@ from torch import Tensor, nn
 
 from trainables import ray_io
 from trainables.config import bundle_info, model_config, split_config, with_defaults
-from trainables.contract import is_better, worst_value
+from trainables.contract import is_better, planned_epochs, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
+from trainables.ema import eval_weights, make_ema
 from trainables.memory_format import uses_channels_last
+from trainables.mixing import make_mixer
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
-from trainables.optim import build_optimizer, build_scheduler, is_frozen
+from trainables.optim import apply_preset, build_optimizer, build_scheduler, is_frozen
 from trainables.precision import autocast_context, resolve_precision
 from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
@@ -98,6 +100,7 @@ def run_epoch(
     grad_clip: float = 0.0,
     on_batch: Callable[[int, int], None] | None = None,
     after_backward: Callable[[], None] | None = None,
+    mix: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]] | None = None,
 ) -> dict[str, float]:
     """Train (optimizer given) or evaluate over `batches`; returns the task's running sums.
 
@@ -110,9 +113,12 @@ def run_epoch(
     with torch.set_grad_enabled(training):
         for done, (x, y) in enumerate(batches, start=1):
             y = targets_for(task.name, y)
+            target = y
+            if mix is not None and training:  # mixup/cutmix: soft targets, accuracy vs dominant
+                x, target, y = mix(x, y)
             with autocast():
                 logits = model(x)
-                loss = task.loss(logits.float(), y)
+                loss = task.loss(logits.float(), target)
             if not torch.isfinite(loss):
                 raise Diverged("training" if training else "validation", float(loss.detach()))
             if training:
@@ -155,12 +161,15 @@ class TrialState:
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs_this_start: int = 0
     clock: TrialClock | None = None  # this attempt's start and set-up (the run's timeline)
+    mix: Any = None  # trainables.mixing.Mixer when mixup/cutmix is on
+    ema: Any = None  # trainables.ema.ModelEma when ema_decay > 0
 
 
 def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
     """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
     clock = TrialClock.start()
     _, trainer, _ = split_config(config)
+    trainer["epochs"] = planned_epochs(trainer)  # epochs x epoch_fraction
     model_cfg = model_config(with_defaults(config), bundle_info(bundle))
     if report_infeasible(model_cfg, setup):
         return
@@ -209,10 +218,10 @@ def build_trial(
                 f"encoder_checkpoint is set, but model {model_cfg['model']!r} has no encoder; "
                 "use it with an encoder/decoder family such as 'unet_backbone'"
             )
-        model.load_encoder_state(encoder["model"])
+        model.load_encoder_state(eval_weights(encoder))
         norm = encoder_normalization(encoder, bundle)
     loaders = make_loaders(bundle, trainer, device, norm)
-    optimizer = build_optimizer(model, trainer)
+    optimizer = build_optimizer(model, apply_preset(trainer))
     scheduler, per_batch = build_scheduler(optimizer, trainer, len(loaders["train"]))
     return TrialState(
         model=model,
@@ -225,6 +234,8 @@ def build_trial(
         gradients=GradientRecorder(model),
         rf=receptive_fields(model),
         autocast=autocast_context(device, trainer["precision"]),
+        mix=make_mixer(trainer, setup.task, bundle_info(bundle)["num_classes"]),
+        ema=make_ema(model, optimizer, trainer["ema_decay"]),
     )
 
 
@@ -238,6 +249,8 @@ def resume_from_checkpoint(state: TrialState) -> None:
     if state.scheduler is not None:
         state.scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
+    if state.ema is not None and saved.get("ema"):
+        state.ema.load_state_dict(saved["ema"])
     state.start_epoch, state.best = saved["epoch"] + 1, saved["best"]
     if saved.get("unrecorded") and saved.get("metrics"):
         # The run stopped after this epoch was checkpointed but before Ray logged it: report
@@ -350,6 +363,7 @@ def checkpoint_state(
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+        "ema": state.ema.state_dict() if state.ema is not None else None,
         "epoch": epoch,
         "best": state.best,
         "best_epoch": state.best_epoch,
@@ -433,11 +447,16 @@ def train_and_validate(
             trainer["grad_clip"],
             on_batch,
             state.gradients,
+            state.mix,
         )
         state.gradients.end_epoch(epoch)
         train_time = time.perf_counter() - t0
         model.eval()
         val_sums = run_epoch(model, iter(state.loaders["val"]), state.task, state.autocast)
+        if state.ema is not None:  # val metrics of the EMA weights (trainables/ema.py)
+            raw = state.task.finish(val_sums, "val")
+            val_sums = run_epoch(state.ema.module, iter(state.loaders["val"]), state.task,
+                                 state.autocast)
     except Diverged as err:
         lr = optimizer.param_groups[-1]["lr"]
         return {"epoch": epoch, "diverged": 1, "reason": str(err), "lr": lr}
@@ -447,6 +466,8 @@ def train_and_validate(
         **state.task.finish(val_sums, "val"),
         "lr": optimizer.param_groups[-1]["lr"],  # last group = the head / decoder (base LR)
     }
+    if state.ema is not None:
+        metrics.update({f"{k}_raw": v for k, v in raw.items()})
     step_epoch_scheduler(state, trainer, metrics["val_loss"])
     if encoder_before is not None:
         metrics["encoder_update_norm"] = encoder_distance(model, encoder_before)

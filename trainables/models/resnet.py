@@ -43,12 +43,14 @@ from .registry import (
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "DropPath",
     "PlainBlock",
     "ResNet",
     "ResNetConfig",
     "ResidualBlock",
     "make_stages",
     "make_stem",
+    "set_drop_path",
 ]
 
 
@@ -70,10 +72,35 @@ def make_shortcut(
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), norm(out_channels))
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016, arXiv 1603.09382; timm's DropPath): in training,
+    each sample's residual branch is dropped whole with probability ``p`` and kept ones are
+    scaled by 1 / (1 - p), so the expected output is unchanged; in eval, the identity."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:.3f}"
+
+
 class ResidualBlock(nn.Module):
-    """Base of every block with a skip connection (what ``max_residual_blocks`` counts)."""
+    """Base of every block with a skip connection (what ``max_residual_blocks`` counts).
+
+    ``drop_path`` wraps the residual branch before the addition (stochastic depth); blocks are
+    built with the identity and :func:`set_drop_path` gives them their rates.
+    """
 
     out_channels: int
+    drop_path: nn.Module
 
     def zero_init_last(self) -> None:
         raise NotImplementedError
@@ -111,11 +138,12 @@ class BasicBlock(ResidualBlock):
         self.attn = attn(width) if attn is not None else nn.Identity()
         self.shortcut = make_shortcut(in_channels, width, stride, norm)
         self.act2 = act(inplace=True)
+        self.drop_path = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.drop(self.act1(self.bn1(self.conv1(x))))
         out = self.attn(self.bn2(self.conv2(out)))
-        return self.act2(out + self.shortcut(x))
+        return self.act2(self.drop_path(out) + self.shortcut(x))
 
     def zero_init_last(self) -> None:
         # Each block then starts as the identity, which eases early training of deep nets
@@ -156,12 +184,13 @@ class Bottleneck(ResidualBlock):
         self.attn = attn(out) if attn is not None else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out, stride, norm)
         self.act3 = act(inplace=True)
+        self.drop_path = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.drop(self.act2(self.bn2(self.conv2(out))))
         out = self.attn(self.bn3(self.conv3(out)))
-        return self.act3(out + self.shortcut(x))
+        return self.act3(self.drop_path(out) + self.shortcut(x))
 
     def zero_init_last(self) -> None:
         # Identity-at-init residual branches, arXiv 1706.02677 section 5.1 (see BasicBlock).
@@ -241,6 +270,17 @@ def make_stages(
         stages.append(nn.Sequential(*layers))
         out_channels.append(in_channels)
     return stages, out_channels
+
+
+def set_drop_path(module: nn.Module, rate: float) -> list[float]:
+    """Give the residual blocks of `module`, in order, drop rates rising linearly from 0 to
+    `rate` (timm's ``torch.linspace(0, drop_path_rate, n_blocks)``: shallow blocks, whose
+    features every later block uses, are dropped least). Returns the rates."""
+    blocks = [m for m in module.modules() if isinstance(m, ResidualBlock)]
+    rates = [rate * i / max(len(blocks) - 1, 1) for i in range(len(blocks))]
+    for block, p in zip(blocks, rates, strict=True):
+        block.drop_path = DropPath(p) if p > 0 else nn.Identity()
+    return rates
 
 
 STEMS = ("cifar", "imagenet", "imagenet_nopool")
@@ -353,6 +393,7 @@ class ResNet(nn.Module):
         se_reduction: int = 16,
         width_factor: int = 2,
         bottleneck_expansion: int = 4,
+        drop_path: float = 0.0,
         num_classes: int = 10,
         in_channels: int = 3,
     ) -> None:
@@ -375,6 +416,7 @@ class ResNet(nn.Module):
             attn=attention_factory(attention, se_reduction, act),
         )
         self.stages = nn.Sequential(*stages)
+        set_drop_path(self.stages, drop_path)
 
         self.feature_channels: tuple[int, ...] = (stem_channels, *stage_channels)
         self.feature_strides: tuple[int, ...] = feature_strides(
@@ -442,6 +484,8 @@ class ResNetConfig:
         se_reduction: SE channel reduction ratio.
         width_factor: inner-width multiplier of the "wide" block.
         bottleneck_expansion: output/inner width ratio of the "bottleneck" block.
+        drop_path: stochastic depth: the deepest residual block's drop probability in training,
+            rising linearly from 0 at the first block (0 = off; identity in eval).
         num_classes, in_channels: filled in by the trainable from the data set.
     """
 
@@ -458,6 +502,7 @@ class ResNetConfig:
     se_reduction: int = 16
     width_factor: int = 2
     bottleneck_expansion: int = 4
+    drop_path: float = 0.0
     num_classes: int = 10
     in_channels: int = 3
 
@@ -471,6 +516,7 @@ class ResNetConfig:
             check_positive_int("stem_channels", self.stem_channels)
         check_activation(self.activation)
         check_prob("dropout", self.dropout)
+        check_prob("drop_path", self.drop_path)
         for name in (
             "se_reduction",
             "width_factor",
