@@ -137,7 +137,8 @@ def best_recipe(run_dir: str | Path) -> dict[str, Any]:
     recipe["epochs"] = planned_epochs(config)
     value = stage.best.value
     source = (
-        f"study final_recipe ({Path(run_dir).name}), best trial {stage.best.label or '?'} of "
+        f"study final_recipe ({Path(run_dir).name}), best trial "
+        f"{stage.best.label or stage.best.trial_id} of "
         f"{len(stage.trials)} by {run.metric}"
         + (f" {value:.4f}" if isinstance(value, int | float) else "")
         + f" on the {config.get('val_fraction', 0.2):.0%} validation split"
