@@ -38,6 +38,8 @@ AXES_KEY = "archsweep:axes"
 # PNG text keys: the budget line printed under the figure, and the pixel centres of its data
 # points (markers drawn with gid=POINT_GID), so a test can check that no point hides another.
 BUDGET_KEY = "archsweep:budget"
+CAPTION_KEY = "archsweep:caption"  # every caption line (budget first, then notes)
+XTICKS_KEY = "archsweep:xticks"  # each axes' x tick labels, as drawn
 POINTS_KEY = "archsweep:points"
 POINT_GID = "archsweep-point"
 PAD_INCHES = 0.1
@@ -86,8 +88,14 @@ def save(fig: plt.Figure, path: Path, *, budget: str, notes: Sequence[str] = ())
         dpi=DPI,
         bbox_inches=Bbox(crop.get_points()),
         facecolor="white",
-        metadata={AXES_KEY: json.dumps(boxes), BUDGET_KEY: budget,
-                  POINTS_KEY: json.dumps([p for p in points if p])},
+        metadata={
+            AXES_KEY: json.dumps(boxes),
+            BUDGET_KEY: budget,
+            CAPTION_KEY: json.dumps([budget, *notes]),
+            POINTS_KEY: json.dumps([p for p in points if p]),
+            XTICKS_KEY: json.dumps([[t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+                                    for ax in fig.axes if ax.axison]),
+        },
     )
     plt.close(fig)
     return True
@@ -225,7 +233,7 @@ def series(t: Trial, key: str) -> tuple[np.ndarray, np.ndarray] | None:
     return x, np.where(np.isfinite(y), y, np.nan)  # a diverged epoch leaves a gap, not a spike
 
 
-def _legend_name(t: Trial, stage: Stage) -> str:
+def legend_name(t: Trial, stage: Stage) -> str:
     vals = ", ".join(f"{k}={t.config[k]}" for k in stage.compare if k in t.config)
     name = t.name if len(t.name) <= 24 else t.name[:21] + "…"
     return f"{name} ({vals})" if vals else name
@@ -263,7 +271,7 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     axes = list(axes[0])
     loss_ax = {loss: axes[1 + (i if split else 0)] for i, loss in enumerate(losses)}
     for t, colour in zip(trials, colours(len(trials)), strict=True):
-        name = _legend_name(t, stage)
+        name = legend_name(t, stage)
         for ax, (train_key, val_key) in (
             (axes[0], (tm.train_key, tm.val_key)),
             (loss_ax[_loss_name(t, study)], ("train_loss", "val_loss")),
@@ -331,7 +339,7 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
         pts = moved[k : k + len(s[0])]
         k += len(s[0])
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        ax.plot(xs, ys, "-", color=colour, lw=1.8, label=_legend_name(t, stage))
+        ax.plot(xs, ys, "-", color=colour, lw=1.8, label=legend_name(t, stage))
         best = int(np.nanargmax(s[1])) if np.isfinite(s[1]).any() else -1
         sizes = [7 if i == best else 4 for i in range(len(xs))]
         ax.scatter(xs, ys, s=[v**2 for v in sizes], color=colour, zorder=3, gid=POINT_GID)

@@ -511,7 +511,7 @@ def _layers_section(b: ReportBuilder, stage: Stage) -> None:
         "training batches), input side left, blocks aligned by name across trials; a fall to "
         "the left means vanishing gradients",
         lambda p: trial_probes.gradient_flow(probes, f"{stage.title}: gradient flow", p,
-                                             budget=budget),
+                                             budget=budget, stage=stage),
     )
     b.figure(
         f"maps_first_{stage.name}",

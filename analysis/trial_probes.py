@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.figures import POINT_GID, colours, encoder_frozen, save
+from analysis.figures import POINT_GID, colours, encoder_frozen, legend_name, save
 from analysis.rundir import Stage, Study, Trial, resolve
 from analysis.tables import Column, Table
 from trainables.contract import PROBES_JSON, PROBES_NPZ
@@ -83,17 +83,21 @@ def stage_probes(study: Study, stage: Stage) -> list[Probes]:
     return [p for p in found if p is not None]
 
 
-# Side branches left out of a block's gradient: the main path is what depth and residuals act on.
-SIDE_BRANCHES = ("shortcut", "downsample")
+# Side branches left out of a block's gradient: the main path is what depth and residuals act on
+# (as receptive_field leaves them out). Squeeze-excitation's two 1x1 convs are "fc1"/"fc2"
+# (torchvision's SqueezeExcitation), under "attn" in a ResNet block or bare in a Sequential.
+SIDE_BRANCHES = ("shortcut", "downsample", "attn")
+SE_LEAVES = ("fc1", "fc2")
 
 
 def block_of(layer: str) -> str | None:
     """The named block a layer belongs to: its path up to the last index before the layer
     (`stages.1.0.conv2` -> `stages.1.0`, `encoder.levels.2.block.conv1.conv` ->
     `encoder.levels.2`, `features.0.gate` -> `features.0`); a layer outside any indexed
-    container is its own block (`stem.conv`, `head.fc`). None for a shortcut branch."""
+    container is its own block (`stem.conv`, `head.fc`). None for a side branch (shortcut,
+    squeeze-excitation)."""
     parts = layer.split(".")
-    if any(p in SIDE_BRANCHES for p in parts):
+    if any(p in SIDE_BRANCHES for p in parts) or (len(parts) > 1 and parts[-1] in SE_LEAVES):
         return None
     parent = parts[:-1]
     numeric = [i for i, p in enumerate(parent) if p.isdigit()]
@@ -125,7 +129,9 @@ def merged_order(sequences: list[list[str]]) -> list[str]:
     return order
 
 
-def gradient_flow(probes: list[Probes], title: str, path: Path, *, budget: str) -> bool:
+def gradient_flow(
+    probes: list[Probes], title: str, path: Path, *, budget: str, stage: Stage | None = None
+) -> bool:
     """Last epoch's gradient norm per named block, one line per trial (log scale: vanishing
     gradients fall towards the input side on the left, exploding ones rise).
 
@@ -142,7 +148,7 @@ def gradient_flow(probes: list[Probes], title: str, path: Path, *, budget: str) 
     notes = []
     for (p, blocks), colour in zip(lines, colours(len(lines)), strict=True):
         xs = [x_of[b] for b in blocks]
-        label = p.trial.name
+        label = legend_name(p.trial, stage) if stage is not None else p.trial.name
         if encoder_frozen(p.trial.config, max(map(int, p.grad_norms), default=None)):
             label += " (encoder frozen: no gradient there)"
             notes.append(f"{p.trial.name}: the encoder was frozen in its last epoch, so training "
@@ -152,7 +158,7 @@ def gradient_flow(probes: list[Probes], title: str, path: Path, *, budget: str) 
     ax.set_yscale("log")
     ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
     ax.set_xlim(-0.5, len(order) - 0.5)
-    ax.set_xlabel("block (input side first; shortcuts left out)")
+    ax.set_xlabel("block (input side first; shortcuts and squeeze-excitation left out)")
     ax.set_ylabel("gradient norm, mean over the block's layers\n(mean of first batches)",
                   fontsize=9)
     ax.set_title(title)
