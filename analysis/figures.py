@@ -432,7 +432,12 @@ def params_vs_score(study: Study, path: Path) -> bool:
                        frameon=False)
     if left:
         notes.append("Not labelled (no free space): " + "; ".join(left))
-    return save(fig, path, budget=study_budget(study), notes=notes)
+    budget = study_budget(study)
+    if len(datasets) > 1:  # which budget belongs to which panel
+        per = [f"{data}: " + trials_budget(study, [p[1] for p in points if p[4] == data])
+               .partition("; ")[2] for data in datasets]
+        budget = budget.partition("; ")[0] + "; " + " | ".join(per)
+    return save(fig, path, budget=budget, notes=notes)
 
 
 # Label offsets in points, nearest first: right/left/above/below, then further out.
