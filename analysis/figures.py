@@ -270,8 +270,8 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     fig, axes = plt.subplots(1, n, figsize=(6 * n if n == 2 else 4.6 * n, 4.2), squeeze=False)
     axes = list(axes[0])
     loss_ax = {loss: axes[1 + (i if split else 0)] for i, loss in enumerate(losses)}
+    draws: dict[Any, list] = {ax: [] for ax in axes}
     for t, colour in zip(trials, colours(len(trials)), strict=True):
-        name = legend_name(t, stage)
         for ax, (train_key, val_key) in (
             (axes[0], (tm.train_key, tm.val_key)),
             (loss_ax[_loss_name(t, study)], ("train_loss", "val_loss")),
@@ -279,24 +279,35 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
             for key, style in ((train_key, "--"), (val_key, "-")):
                 s = series(t, key)
                 if s is not None:
-                    # Markers: a one-epoch trial is a point, which a bare line never draws.
-                    # Hollow markers for train, so one-epoch train and val points differ too.
-                    ax.plot(
-                        *s,
-                        style,
-                        marker="o",
-                        ms=4,
-                        mfc=colour if key == val_key else "white",
-                        color=colour,
-                        lw=1.6,
-                        label=name if key == val_key and ax is axes[0] else None,
-                    )
+                    draws[ax].append((t, colour, key == val_key, style, s))
+    notes = []
+    for ax, items in draws.items():
+        # Every point of the panel first, so tied points (three trials at the same val IoU)
+        # can be set side by side before anything is drawn.
+        flat = [(x, y) for *_, s in items for x, y in zip(*s, strict=True)]
+        ax.plot([p[0] for p in flat], [p[1] for p in flat], alpha=0)
+        ax.margins(y=0.08)
+        epoch_axis(ax)
+        moved, ties = spread_ties(ax, flat, 3.0)
+        owner = [f"{t.name} {'val' if val else 'train'}" for t, _, val, _, s in items
+                 for _ in s[0]]
+        k = 0
+        for t, colour, val, style, s in items:
+            pts = moved[k : k + len(s[0])]
+            k += len(s[0])
+            # Markers: a one-epoch trial is a point, which a bare line never draws.
+            # Hollow markers for train, so one-epoch train and val points differ too.
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
+                    mfc=colour if val else "white", color=colour, lw=1.6, gid=POINT_GID,
+                    label=legend_name(t, stage) if val and ax is axes[0] else None)
+        notes += [_tie_note([owner[i] for i in g], *flat[g[0]], "epoch") for g in ties]
     axes[0].set_ylabel(tm.score_title)
     for loss, ax in loss_ax.items():
         ax.set_ylabel(f"loss ({LOSS_TITLES.get(loss, loss)})")
         ax.set_title(f"loss: {LOSS_TITLES.get(loss, loss)}" if split else "loss", fontsize=10)
+    if split:
+        fig.subplots_adjust(wspace=0.4)  # each panel's own y ticks and label between panels
     for ax in axes:
-        epoch_axis(ax)
         ax.grid(alpha=0.3)
     axes[-1].plot([], [], "k--", marker="o", mfc="white", label="train (dashed, ○)")
     axes[-1].plot([], [], "k-", marker="o", label="val (solid, ●)")
@@ -308,8 +319,9 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     labels = [lb for ax in (axes[0], axes[-1]) for lb in ax.get_legend_handles_labels()[1]]
     axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
                     frameon=False)
-    notes = ["Each loss function on its own axis: BCE, Dice and their sum have different "
-             "scales."] if split else []
+    if split:
+        notes.insert(0, "Each loss function on its own axis: BCE, Dice and their sum have "
+                     "different scales.")
     return save(fig, path, budget=stage_budget(stage, study), notes=notes)
 
 
@@ -351,16 +363,13 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
     ax.grid(alpha=0.3)
     # Outside the axes: inside, the legend covered points (compare_layers).
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    notes = [_tie_note(g, owner, flat, "epoch") for g in ties]
+    notes = [_tie_note([owner[i][0].name for i in g], *flat[g[0]], "epoch") for g in ties]
     return save(fig, path, budget=stage_budget(stage, study), notes=notes)
 
 
-def _tie_note(group: list[int], owner: list[tuple[Trial, Any]], pts: Sequence[tuple], what: str
-              ) -> str:
-    names = " = ".join(dict.fromkeys(owner[i][0].name for i in group))
-    x, y = pts[group[0]]
+def _tie_note(names: list[str], x: float, y: float, what: str) -> str:
     where = f"{what} {x:g}" if what == "epoch" else f"{x:.3g}M parameters"
-    return f"Tied (drawn side by side): {names} at {where}, {y:.4g}."
+    return f"Tied (drawn side by side): {' = '.join(dict.fromkeys(names))} at {where}, {y:.4g}."
 
 
 def params_points(study: Study) -> list[tuple[str, Trial, float, float, str]]:
@@ -415,7 +424,7 @@ def params_vs_score(study: Study, path: Path) -> bool:
         for g in ties:
             cx = float(np.mean([moved[i][0] for i in g]))
             labels.append((cx, moved[g[0]][1], " = ".join(pts[i][1].name for i in g)))
-            notes.append(_tie_note(g, [(p[1], None) for p in pts], [(p[2], p[3]) for p in pts],
+            notes.append(_tie_note([pts[i][1].name for i in g], pts[g[0]][2], pts[g[0]][3],
                                    "params"))
         left += _place_labels(ax, labels, [moved[i] for i in range(len(pts))])
     if len(datasets) > 1:

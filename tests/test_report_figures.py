@@ -105,6 +105,8 @@ def test_tied_points_are_side_by_side_and_named(tmp_path: Path) -> None:
     assert "Tied (drawn side by side): C.1-A = C.1-B at epoch 1" in caption
     assert figures.params_vs_score(study, tmp_path / "params.png")
     _points_apart(tmp_path / "params.png", 2 * figures.MARKER_PX)
+    assert figures.learning_curves(study.stages[0], study, tmp_path / "curves.png")
+    _points_apart(tmp_path / "curves.png", 6)  # train and val of A and B, both epochs
 
 
 def test_params_vs_score_has_one_panel_per_data_set(tmp_path: Path) -> None:
@@ -125,7 +127,8 @@ def test_every_figure_states_its_budget(tmp_path: Path) -> None:
     assert len(pngs) >= 5
     for png in pngs:
         budget = _png_text(png, figures.BUDGET_KEY)
-        assert budget.startswith("Budget: smoke run (--smoke); 2 ep, "), (png.name, budget)
+        assert budget.startswith("Budget: smoke run (--smoke); "), (png.name, budget)
+        assert "2 ep, 28px" in budget or "2 ep, 32px" in budget, (png.name, budget)
         assert "batches/ep" in budget, (png.name, budget)
     with pytest.raises(ValueError, match="budget"):
         figures.save(plt.figure(), tmp_path / "x.png", budget=" ")
