@@ -300,7 +300,7 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
                     mfc=colour if val else "white", color=colour, lw=1.6, gid=POINT_GID,
                     label=legend_name(t, stage) if val and ax is axes[0] else None)
-        notes += _tie_notes(ties, owner, flat, "epoch")
+        notes += tie_notes(ties, owner, flat, "epoch")
     axes[0].set_ylabel(tm.score_title)
     for loss, ax in loss_ax.items():
         ax.set_ylabel(f"loss ({LOSS_TITLES.get(loss, loss)})")
@@ -363,20 +363,22 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
     ax.grid(alpha=0.3)
     # Outside the axes: inside, the legend covered points (compare_layers).
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    notes = _tie_notes(ties, [t.name for t, _ in owner], flat, "epoch")
+    notes = tie_notes(ties, [t.name for t, _ in owner], flat, "epoch")
     return save(fig, path, budget=stage_budget(stage, study), notes=notes)
 
 
 MAX_TIE_NOTES = 6  # tie lines under a figure; more are counted in one line
 
 
-def _tie_note(names: list[str], x: float, y: float, what: str) -> str:
-    where = f"{what} {x:g}" if what == "epoch" else f"{x:.3g}M parameters"
+def _tie_note(names: list[str], x: float, y: float, what: str | Sequence[str]) -> str:
+    """`what`: "epoch", "params", or the x axis's category names (x is their index)."""
+    where = (f"epoch {x:g}" if what == "epoch" else f"{x:.3g}M parameters" if what == "params"
+             else str(what[round(x)]))
     return f"Tied (drawn side by side): {' = '.join(dict.fromkeys(names))} at {where}, {y:.4g}."
 
 
-def _tie_notes(groups: list[list[int]], names: list[str], pts: Sequence[tuple[float, float]],
-               what: str) -> list[str]:
+def tie_notes(groups: list[list[int]], names: list[str], pts: Sequence[tuple[float, float]],
+              what: str | Sequence[str]) -> list[str]:
     """A line per exact tie (same x and y), up to MAX_TIE_NOTES; points that only lie too
     close to tell apart (also set side by side) are counted, not listed."""
     exact = [g for g in groups if len({pts[i] for i in g}) == 1]
@@ -444,7 +446,7 @@ def params_vs_score(study: Study, path: Path) -> bool:
             same = len({(pts[i][2], pts[i][3]) for i in g}) == 1
             labels.append((cx, moved[g[0]][1],
                            (" = " if same else " / ").join(pts[i][1].name for i in g)))
-        notes += _tie_notes(ties, [p[1].name for p in pts], [(p[2], p[3]) for p in pts],
+        notes += tie_notes(ties, [p[1].name for p in pts], [(p[2], p[3]) for p in pts],
                             "params")
         left += _place_labels(ax, labels, [moved[i] for i in range(len(pts))])
     if len(datasets) > 1:

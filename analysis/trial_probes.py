@@ -23,7 +23,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.figures import POINT_GID, colours, encoder_frozen, legend_name, save
+from analysis.figures import (
+    POINT_GID,
+    colours,
+    encoder_frozen,
+    legend_name,
+    save,
+    spread_ties,
+    tie_notes,
+)
 from analysis.rundir import Stage, Study, Trial, resolve
 from analysis.tables import Column, Table
 from trainables.contract import PROBES_JSON, PROBES_NPZ
@@ -146,18 +154,25 @@ def gradient_flow(
     x_of = {name: i for i, name in enumerate(order)}
     fig, ax = plt.subplots(figsize=(max(7.5, 0.45 * len(order) + 3), 4.2))
     notes = []
+    flat = [(float(x_of[b]), v) for _, blocks in lines for b, v in blocks.items()]
+    ax.plot([p[0] for p in flat], [p[1] for p in flat], alpha=0)  # scale to every point
+    ax.set_yscale("log")
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    # Near-equal trials (ReLU and LeakyReLU) drew one line over the other: set them apart.
+    moved, ties = spread_ties(ax, flat, 3.0)
+    k = 0
     for (p, blocks), colour in zip(lines, colours(len(lines)), strict=True):
-        xs = [x_of[b] for b in blocks]
+        pts = moved[k : k + len(blocks)]
+        k += len(blocks)
         label = legend_name(p.trial, stage) if stage is not None else p.trial.name
         if encoder_frozen(p.trial.config, max(map(int, p.grad_norms), default=None)):
             label += " (encoder frozen: no gradient there)"
             notes.append(f"{p.trial.name}: the encoder was frozen in its last epoch, so training "
                          "computed no gradient for its blocks; they are missing from its line.")
-        ax.plot(xs, list(blocks.values()), "-", marker="o", ms=4, color=colour, label=label,
-                gid=POINT_GID)
-    ax.set_yscale("log")
+        ax.plot([q[0] for q in pts], [q[1] for q in pts], "-", marker="o", ms=4, color=colour,
+                label=label, gid=POINT_GID)
+    notes += tie_notes(ties, [p.trial.name for p, b in lines for _ in b], flat, order)
     ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
-    ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set_xlabel("block (input side first; shortcuts and squeeze-excitation left out)")
     ax.set_ylabel("gradient norm, mean over the block's layers\n(mean of first batches)",
                   fontsize=9)
