@@ -360,4 +360,6 @@ def shared_curves(runs: list[Run], stage_name: str, path: Path) -> bool:
         axes[1].plot([], [], LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
                      color="k", label=r.name)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    return figures.save(fig, path)
+    budgets = [f"{r.tag}: " + figures.stage_budget(st, r.study).removeprefix("Budget: ")
+               for r in runs for st in r.study.stages if st.name == stage_name]
+    return figures.save(fig, path, budget="Budget: " + " || ".join(budgets))

@@ -141,7 +141,7 @@ def completed(ostudy: optuna.Study) -> int:
 
 
 def optimization_history(
-    ostudy: optuna.Study, path: Path, title: str, metric: str = "value"
+    ostudy: optuna.Study, path: Path, title: str, metric: str = "value", *, budget: str
 ) -> bool:
     """optuna.visualization.matplotlib.plot_optimization_history; False without a completed
     trial."""
@@ -152,10 +152,10 @@ def optimization_history(
         ax = optuna.visualization.matplotlib.plot_optimization_history(ostudy)
     _retitle(ax, f"{title}: optimization history")
     ax.set_ylabel(f"best {metric} of the trial")
-    return save(ax.figure, path)
+    return save(ax.figure, path, budget=budget)
 
 
-def param_importances(ostudy: optuna.Study, path: Path, title: str) -> bool:
+def param_importances(ostudy: optuna.Study, path: Path, title: str, *, budget: str) -> bool:
     """optuna.visualization.matplotlib.plot_param_importances; needs two completed trials.
 
     Importances are fANOVA (Optuna's default evaluator) over the completed trials only.
@@ -166,7 +166,7 @@ def param_importances(ostudy: optuna.Study, path: Path, title: str) -> bool:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = optuna.visualization.matplotlib.plot_param_importances(ostudy)
     _retitle(ax, f"{title}: parameter importances (fANOVA)")
-    return save(ax.figure, path)
+    return save(ax.figure, path, budget=budget)
 
 
 def _retitle(ax: Any, title: str) -> None:

@@ -44,7 +44,6 @@ from analysis.summary import (
     run_budget,
     stage_best_trial,
     task_metrics,
-    trial_stats,
 )
 from analysis.tables import (
     all_trials_table,
@@ -295,16 +294,10 @@ def _all_trials_section(b: ReportBuilder) -> None:
     b.add(Paragraph(ALL_TRIALS_INTRO.format(metric=s.metric)))
     table = all_trials_table(s)
     b.table(table, markdown_view(table, CSV_ONLY))
-    points = []
-    titles = {stage.name: stage.title or stage.name for stage in s.stages}
-    for t in s.all_trials():
-        st = trial_stats(t, s)
-        if t.params is not None and st.val_best is not None:
-            points.append((titles[t.stage], t.name, t.params / 1e6, st.val_best))
     b.figure(
         "params_vs_score",
-        "Parameters against best validation score, every trial",
-        lambda p: figures.params_vs_score(s, points, p),
+        "Parameters against best validation score, every trial (one panel per data set)",
+        lambda p: figures.params_vs_score(s, p),
     )
 
 
@@ -423,18 +416,25 @@ def _layers_section(b: ReportBuilder, stage: Stage) -> None:
     probes = trial_probes.stage_probes(b.study, stage)
     if not probes:
         return
+    budget = figures.stage_budget(stage, b.study)
     b.add(Heading(3, f"Layers ({stage.title})"))
     b.figure(
         f"gradflow_trials_{stage.name}",
-        f"{stage.title}: per-layer gradient norm in the last epoch (mean of its first "
-        "training batches), input side left; a fall to the left means vanishing gradients",
-        lambda p: trial_probes.gradient_flow(probes, f"{stage.title}: gradient flow", p),
+        f"{stage.title}: gradient norm per named block in the last epoch (mean of its first "
+        "training batches), input side left, blocks aligned by name across trials; a fall to "
+        "the left means vanishing gradients",
+        lambda p: trial_probes.gradient_flow(probes, f"{stage.title}: gradient flow", p,
+                                             budget=budget, stage=stage),
     )
     b.figure(
         f"maps_first_{stage.name}",
         f"{stage.title}: one validation image and the first conv layer's maps of each trial",
-        lambda p: trial_probes.first_layer_maps(probes, f"{stage.title}: first-layer maps", p),
+        lambda p: trial_probes.first_layer_maps(probes, f"{stage.title}: first-layer maps", p,
+                                                budget=budget),
     )
+    missing = trial_probes.missing_maps(stage, probes)
+    if missing:
+        b.add(Note("no feature maps for " + "; ".join(missing) + "."))
     best = stage_best_trial(stage, b.study)
     for probe in probes:
         if probe.trial is best:
@@ -442,7 +442,7 @@ def _layers_section(b: ReportBuilder, stage: Stage) -> None:
                 f"maps_depth_{stage.name}",
                 f"{stage.title}: feature maps of {best.name} at each depth (input side first)",
                 lambda p, probe=probe: trial_probes.depth_maps(
-                    probe, f"{stage.title}: {probe.trial.name} by depth", p
+                    probe, f"{stage.title}: {probe.trial.name} by depth", p, budget=budget
                 ),
             )
     table = trial_probes.receptive_field_table(probes, stage)
@@ -476,14 +476,17 @@ def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
         f"optuna_history_{stage.name}",
         f"{stage.title}: Optuna optimization history",
         lambda p: optuna_figures.optimization_history(
-            ostudy, p, stage.title or stage.name, b.study.metric
+            ostudy, p, stage.title or stage.name, b.study.metric,
+            budget=figures.stage_budget(stage, b.study),
         ),
     )
     drew |= b.figure(
         f"optuna_importances_{stage.name}",
         f"{stage.title}: Optuna parameter importances (fANOVA over the "
         f"{optuna_figures.completed(ostudy)} completed trials; with few trials a rough guide)",
-        lambda p: optuna_figures.param_importances(ostudy, p, stage.title or stage.name),
+        lambda p: optuna_figures.param_importances(
+            ostudy, p, stage.title or stage.name, budget=figures.stage_budget(stage, b.study)
+        ),
     )
     if not drew:
         b.add(Paragraph("No Optuna figures: the stage has no completed trial yet."))
@@ -491,6 +494,9 @@ def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
 
 def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
     title = stage_title(b.study, ev.stage)
+    trial = next((t for t in b.study.all_trials() if ev.trial_id and t.trial_id == ev.trial_id),
+                 None)
+    budget = figures.trials_budget(b.study, [trial] if trial else [])
     b.add(Heading(2, f"Test evaluation: {title}"))
     facts = [
         f"{k}: {v}"
@@ -514,14 +520,17 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
             f"triptych_{ev.stage}",
             "Input, predicted mask and ground truth (test set; masks on a fixed 0..1 scale: "
             "white = rock, black = background)",
-            lambda p: figures.segmentation_triptych(ev, p, title=title),
+            lambda p: figures.segmentation_triptych(ev, p, title=title, budget=budget),
         )
     else:
-        _classification_eval(b, ev, title)
+        _classification_eval(b, ev, title, budget)
+    frozen = trial is not None and figures.encoder_frozen(trial.config, ev.epoch)
     b.figure(
         f"gradflow_{ev.stage}",
-        "Gradient norm per layer",
-        lambda p: figures.gradient_flow(ev, p, title=title),
+        "Gradient norm per layer (one backward pass of the evaluated checkpoint on a test batch)"
+        + ("; grey: encoder frozen in training, so training never had these gradients"
+           if frozen else ""),
+        lambda p: figures.gradient_flow(ev, p, title=title, budget=budget, frozen=frozen),
     )
     if ev.model_summary or ev.architecture:
         b.add(Heading(3, f"Architecture ({title})"))
@@ -590,19 +599,19 @@ def _params_text(n: int | None) -> str | None:
     return None if n is None else f"{n:,} ({n / 1e6:.2f} M)"
 
 
-def _classification_eval(b: ReportBuilder, ev: Evaluation, title: str) -> None:
+def _classification_eval(b: ReportBuilder, ev: Evaluation, title: str, budget: str) -> None:
     if ev.per_class:
         b.add(Heading(3, f"Per-class precision, recall and F1 ({title})"))
         b.table(per_class_table(ev))
     b.figure(
         f"confusion_{ev.stage}",
         "Confusion matrix on the test set (colour = row share)",
-        lambda p: figures.confusion_matrix(ev, p, title=title),
+        lambda p: figures.confusion_matrix(ev, p, title=title, budget=budget),
     )
     b.figure(
         f"samples_{ev.stage}",
         "Test images with true and predicted class (green = right, red = wrong)",
-        lambda p: figures.sample_predictions(ev, p, title=title),
+        lambda p: figures.sample_predictions(ev, p, title=title, budget=budget),
     )
     conf = confused_table(ev)
     if conf.rows:

@@ -160,3 +160,63 @@ def test_layer_checks_catch_a_broken_layer(monkeypatch: pytest.MonkeyPatch) -> N
     failed = {r["check"] for r in check_model_layers(model) if not r["passed"]}
     assert "output = conv(x)·σ(gate(x)) (reference)" in failed
     assert torch.is_grad_enabled()  # the checks leave autograd as they found it
+
+
+# --- issue 20's figure rules on this real run ---------------------------------------------------
+
+
+def _png_text(path: Path, key: str) -> str:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.text[key]
+
+
+def test_every_figure_of_the_real_run_states_its_budget(run: Path) -> None:
+    from analysis.figures import BUDGET_KEY
+
+    pngs = sorted((run / "report" / "figures").glob("*.png"))
+    assert len(pngs) >= 8
+    for png in pngs:
+        budget = _png_text(png, BUDGET_KEY)
+        assert budget.startswith("Budget: the study's own budget; 1 ep, 32px, 3 classes, "
+                                 "2 batches/ep"), (png.name, budget)
+
+
+def test_gated_conv_trial_has_maps_with_the_layers_own_sizes(run: Path) -> None:
+    from trainables.contract import PROBES_JSON
+
+    record = StudyRecord.from_dict(json.loads((run / "study.json").read_text()))
+    gated = next(t for t in record.stage("layers").trials if t.config["conv"] == "gated")
+    probes = json.loads((run / gated.trial_dir / PROBES_JSON).read_text())
+    assert probes["feature_layers"], "an all-GatedConv2d model recorded no feature maps"
+    assert len(probes["feature_sizes"]) == len(probes["feature_layers"])
+    assert probes["feature_sizes"][0] == [32, 32]  # features.0: 3x3 stride 1 on 32 px
+    figures_dir = run / "report" / "figures"
+    assert (figures_dir / "maps_first_layers.png").is_file()
+    assert (figures_dir / "maps_depth_layers.png").is_file()
+    assert "no feature maps for" not in (run / "report" / "report.md").read_text()
+    # B.1's ResNet: stem.conv's own size is the architecture table's stem output (16x16 here)
+    b1 = record.stage("architecture").trials[0]
+    b1_probes = json.loads((run / b1.trial_dir / PROBES_JSON).read_text())
+    ev = EvaluationRecord.from_dict(
+        json.loads((run / record.evaluations["architecture"]).read_text()))
+    stem = next(r for r in ev.architecture if r["part"] == "stem")
+    i = b1_probes["feature_layers"].index("stem.conv")
+    assert b1_probes["feature_sizes"][i] == stem["out_shape"][1:]
+
+
+def test_gradient_flow_x_labels_name_the_recorded_blocks(run: Path) -> None:
+    from analysis.figures import XTICKS_KEY
+    from trainables.contract import PROBES_JSON
+
+    record = StudyRecord.from_dict(json.loads((run / "study.json").read_text()))
+    for stage in ("architecture", "layers"):
+        trial = record.stage(stage).trials[0]
+        grads = json.loads((run / trial.trial_dir / PROBES_JSON).read_text())["grad_norms"]
+        layers = [g["layer"] for g in grads[max(grads, key=int)]]
+        ticks = json.loads(_png_text(run / "report" / "figures" / f"gradflow_trials_{stage}.png",
+                                     XTICKS_KEY))[0]
+        assert ticks and len(ticks) <= len(layers)
+        for tick in ticks:
+            assert any(n == tick or n.startswith(tick + ".") for n in layers), (tick, layers)

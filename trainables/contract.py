@@ -454,7 +454,8 @@ class EvaluationRecord:
 
 # Files a trial writes into its own folder (trainables/trial_probes.py), read by the report:
 # probes.json {"grad_norms": {epoch: [{"layer", "norm"}]}, "receptive_fields": [{"layer",
-# "kind", "kernel", "stride", "rf"}], "feature_layers": [names], "grad_batches": N} and
+# "kind", "kernel", "stride", "rf"}], "feature_layers": [names], "feature_sizes": [[H, W] of each
+# layer's own output; absent before issue 20], "grad_batches": N} and
 # probes.npz {"map_000", ...: (C, H, W) float16 per feature layer, "image": (H, W, C) uint8}.
 PROBES_JSON = "probes.json"
 PROBES_NPZ = "probes.npz"

@@ -4,7 +4,7 @@
   `GRAD_BATCHES` training batches of every epoch (cheap: a few norms per step).
 - Receptive fields (D.1): every conv/pool layer's kernel, stride and receptive field.
 - Feature maps (D.1, D.2): every conv layer's first channels for one fixed validation image,
-  at the trial's last epoch.
+  at the trial's last epoch, with each layer's own output size (the stored maps are pooled).
 
 They go to `probes.json` and `probes.npz` in the trial's folder (synced to run storage from
 any node, like the TensorBoard events); the report draws them (analysis/trial_probes.py).
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.contract import PROBES_JSON, PROBES_NPZ
+from trainables.models.layers import GatedConv2d
 from trainables.models.probes import layer_grad_norms
 from trainables.models.receptive_field import receptive_field, rf_layers
 
@@ -68,16 +69,31 @@ def receptive_fields(model: nn.Module) -> list[dict[str, Any]]:
     ]
 
 
+# Layers whose output is a feature map: a GatedConv2d (conv * sigmoid(gate)) is one conv layer
+# to rf_layers, and is not an nn.Conv2d; leaving it out gave an all-gated model no maps at all.
+MAP_LAYERS = (nn.Conv2d, GatedConv2d)
+
+
+class FeatureMaps(dict):
+    """Layer name -> its first MAP_CHANNELS channels, pooled to at most MAP_SIDE (float16);
+    `sizes` keeps each layer's own output (height, width) before the pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: dict[str, tuple[int, int]] = {}
+
+
 @torch.no_grad()
-def feature_maps(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
+def feature_maps(model: nn.Module, x: torch.Tensor) -> FeatureMaps:
     """Each main-path conv layer's output for one input (batch of 1): the first MAP_CHANNELS
     channels, pooled to at most MAP_SIDE, as float16 (keys: layer names)."""
-    convs = [(n, m) for n, m in rf_layers(model) if isinstance(m, nn.Conv2d)]
-    maps: dict[str, np.ndarray] = {}
+    convs = [(n, m) for n, m in rf_layers(model) if isinstance(m, MAP_LAYERS)]
+    maps = FeatureMaps()
     hooks = []
     for name, module in convs:
         def keep(_m: nn.Module, _inp: Any, out: torch.Tensor, name: str = name) -> None:
             fm = out[0, :MAP_CHANNELS].float()
+            maps.sizes[name] = (int(fm.shape[-2]), int(fm.shape[-1]))
             if fm.shape[-1] > MAP_SIDE:
                 fm = F.adaptive_avg_pool2d(fm, MAP_SIDE)
             maps[name] = fm.cpu().numpy().astype(np.float16)
@@ -101,12 +117,19 @@ def write_probes(
     maps: dict[str, np.ndarray] | None = None,
     image: np.ndarray | None = None,
 ) -> None:
-    """probes.json every epoch; probes.npz (maps + the input image) when maps are given."""
+    """probes.json every epoch; probes.npz (maps + the input image) when maps are given.
+
+    probes.json's "feature_sizes" holds each map's layer output [height, width] before pooling
+    (absent in runs recorded before issue 20; the report then says the size is the pooled one).
+    """
     trial_dir.mkdir(parents=True, exist_ok=True)
     record = {"grad_norms": gradients.history, "receptive_fields": rf,
               "grad_batches": GRAD_BATCHES}
     if maps is not None:
         record["feature_layers"] = list(maps)
+        sizes = getattr(maps, "sizes", {})
+        if all(name in sizes for name in maps):
+            record["feature_sizes"] = [list(sizes[name]) for name in maps]
         arrays = {f"map_{i:03d}": m for i, m in enumerate(maps.values())}
         if image is not None:
             arrays["image"] = image
@@ -115,8 +138,9 @@ def write_probes(
         tmp.replace(trial_dir / PROBES_NPZ)
     elif (trial_dir / PROBES_JSON).is_file():  # keep the names of maps an earlier epoch wrote
         old = json.loads((trial_dir / PROBES_JSON).read_text())
-        if "feature_layers" in old:
-            record["feature_layers"] = old["feature_layers"]
+        for key in ("feature_layers", "feature_sizes"):
+            if key in old:
+                record[key] = old[key]
     tmp_json = trial_dir / f".{PROBES_JSON}.tmp"
     tmp_json.write_text(json.dumps(record))
     tmp_json.replace(trial_dir / PROBES_JSON)
