@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from analysis.document import Heading, Paragraph
-from analysis.figures import save
+from analysis.figures import save, study_budget
 from analysis.rundir import Study
 from analysis.summary import run_budget
 from analysis.tables import Column, Table, fmt_seconds
@@ -122,5 +122,5 @@ def draw_gantt(study: Study, path: Path) -> bool:
     ax.set_title(f"Timeline ({run_budget(study)}): {study_timeline(study).line()}", fontsize=9,
                  wrap=True)
     fig.tight_layout()
-    return save(fig, path)
+    return save(fig, path, budget=study_budget(study))
 

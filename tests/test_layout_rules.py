@@ -22,7 +22,7 @@ LAYERS = {
     "trainables": set(),
     "analysis": {"trainables"},
     "orchestrator": {"trainables"},
-    "search_spaces": {"orchestrator", "trainables"},
+    "search_spaces": {"analysis", "orchestrator", "trainables"},  # a study file may read a run
     "benchmarks": {"analysis", "orchestrator", "search_spaces", "trainables"},
 }
 
