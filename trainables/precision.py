@@ -91,6 +91,12 @@ BF16_MIN_SPEEDUP = 1.1
 
 @functools.cache
 def cpu_bf16_pays_off() -> bool:
+    """See _bf16_pays_off; torch's RNG is forked so the probe leaves a trial's randomness alone."""
+    with torch.random.fork_rng(devices=[]):
+        return _bf16_pays_off()
+
+
+def _bf16_pays_off() -> bool:
     """Whether bf16 autocast runs a conv layer's forward + backward faster than fp32 on this CPU
     (measured once per process: interleaved, best of 5 each, after a warm-up)."""
     conv = torch.nn.Conv2d(64, 64, 3, padding=1)
