@@ -45,6 +45,12 @@ def trial_slots(resources: Resources, trials: int) -> int:
     return slots_for(ray.cluster_resources(), resources, trials)
 
 
+def single_node() -> bool:
+    import ray
+
+    return sum(1 for n in ray.nodes() if n.get("Alive")) == 1
+
+
 def slots_for(have: dict[str, float], resources: Resources, trials: int) -> int:
     """trial_slots' arithmetic, given the cluster's resources."""
     fits = [int(have.get("CPU", 0) // resources.cpus_per_trial)] if resources.cpus_per_trial else []
@@ -228,7 +234,9 @@ def fit_stage(
                 max_concurrent_trials=trial_slots(resources, num_samples),
                 # A finished trial's process (torch imported, CUDA context and cuDNN plans
                 # warm) takes the next trial of the stage instead of a new actor starting.
-                reuse_actors=True,
+                # Only on one node: on a cluster a reused process would pin later trials to
+                # the node that ran the first ones (tests/test_multinode.py).
+                reuse_actors=single_node(),
                 trial_dirname_creator=trial_dirname,
             ),
             run_config=run_config,
