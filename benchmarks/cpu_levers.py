@@ -54,6 +54,7 @@ class Variant:
 def model_config(kind: str, size: str) -> dict[str, Any]:
     from search_spaces.common import RESNET_SMALL
 
+    cfg: dict[str, Any]
     if kind == "crash_check":
         # An 8->16 1x1 stride-2 shortcut on 64x64 maps: oneDNN's NHWC backward crash.
         cfg = {**RESNET_SMALL, "channels": (8, 16, 32, 64)}
@@ -154,8 +155,10 @@ class Worker:
     def send(self, command: str) -> None:
         if self.failure is None:
             try:
-                self.proc.stdin.write(command + "\n")
-                self.proc.stdin.flush()
+                stdin = self.proc.stdin
+                assert stdin is not None  # Popen(stdin=PIPE)
+                stdin.write(command + "\n")
+                stdin.flush()
             except BrokenPipeError:
                 self.receive()  # records why the worker is gone
 
@@ -165,13 +168,15 @@ class Worker:
             return None
         # One reply per command, read before the next is sent: the text buffer is empty here,
         # so waiting on the file descriptor is exact.
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        stdout = self.proc.stdout
+        assert stdout is not None  # Popen(stdout=PIPE)
+        ready, _, _ = select.select([stdout], [], [], timeout_s)
         if not ready:
             self.proc.kill()
             self.proc.wait()
             self.failure = f"gave up after {timeout_s:.0f} s (--compile-budget-s)"
             return None
-        line = self.proc.stdout.readline()
+        line = stdout.readline()
         if line:
             return json.loads(line)
         code = self.proc.wait()
@@ -210,10 +215,11 @@ def measure(ws: list[Worker], steps: int, images: int) -> float | None:
         w.send(f"steps {steps}")
     replies = [w.receive() for w in ws]
     wall = time.perf_counter() - t0
-    if any(r is None for r in replies):
+    done = [r for r in replies if r is not None]
+    if len(done) < len(replies):
         return None
     if len(ws) == 1:
-        return replies[0]["images_per_s"]
+        return done[0]["images_per_s"]
     return len(ws) * images / wall
 
 

@@ -112,6 +112,7 @@ def run_variant(name: str, extra: dict, bundle: Any, args: argparse.Namespace, t
     finally:
         ray_io.use_local_session(None)
     seconds = time.perf_counter() - t0
+    assert session.checkpoint_dir is not None, f"{name}: the trial saved no checkpoint"
     state = ray_io.load_state(session.checkpoint_dir)
     vals = [r["val_acc"] for r in session.reports]
     tail = args.jitter_epochs + 1

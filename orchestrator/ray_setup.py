@@ -109,7 +109,7 @@ def use_run_token() -> None:
     read it (/proc/PID/environ). A Ray without token authentication (< 2.52) is left as it is.
     """
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
     except ImportError:
         return
     os.environ.pop("RAY_AUTH_TOKEN_PATH", None)

@@ -71,7 +71,8 @@ class Stage:
     """
 
     name: str
-    space: dict[str, Any] = field(default_factory=dict)
+    # Keys are config keys, or a tuple of keys sampled together: {('channels', 'blocks'): ...}.
+    space: dict[Any, Any] = field(default_factory=dict)
     title: str | None = None
     label: str | None = None
     config: dict[str, Any] = field(default_factory=dict)

@@ -606,7 +606,7 @@ class RunTimeline:
         """Trials running at once, time-weighted over the stages' busy parts."""
         busy = [s for s in self._packable() if s.busy_s > 0]
         total = sum(s.busy_s for s in busy)
-        return sum(s.at_once * s.busy_s for s in busy) / total if total else None
+        return sum((s.at_once or 0.0) * s.busy_s for s in busy) / total if total else None
 
     def _packable(self) -> list[StageTimeline]:
         """Stages that could run two or more trials at once (one at a time says nothing)."""

@@ -130,7 +130,7 @@ def write_probes(
         sizes = getattr(maps, "sizes", {})
         if all(name in sizes for name in maps):
             record["feature_sizes"] = [list(sizes[name]) for name in maps]
-        arrays = {f"map_{i:03d}": m for i, m in enumerate(maps.values())}
+        arrays: dict[str, Any] = {f"map_{i:03d}": m for i, m in enumerate(maps.values())}
         if image is not None:
             arrays["image"] = image
         tmp = trial_dir / f".{PROBES_NPZ}.tmp.npz"

@@ -25,6 +25,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,9 @@ def save_pool(pool: Pool, path: Path, key: str) -> None:
         "class_names": pool.class_names,
         "skipped": pool.skipped,
     }
-    arrays = {"train_images": pool.train_images, "train_targets": pool.train_targets}
+    # Any: numpy's stub would read **arrays as its allow_pickle flag.
+    arrays: dict[str, Any] = {"train_images": pool.train_images}
+    arrays["train_targets"] = pool.train_targets
     if pool.test_images is not None:
         arrays |= {"test_images": pool.test_images, "test_targets": pool.test_targets}
     # Host and pid in the name let a later run tell a dead writer's leftover from a live build.

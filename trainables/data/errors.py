@@ -19,8 +19,8 @@ class DataWarning(UserWarning):
 
 def preview(items: Iterable[object], limit: int = 10) -> str:
     """Join the first `limit` items for a message, adding how many were left out."""
-    items = [str(i) for i in items]
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f", ... ({len(items) - limit} more)"
+    texts = [str(i) for i in items]
+    shown = ", ".join(texts[:limit])
+    if len(texts) > limit:
+        shown += f", ... ({len(texts) - limit} more)"
     return shown

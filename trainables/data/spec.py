@@ -115,7 +115,8 @@ class DataSpec:
     """
 
     dataset: str
-    path: Path | None = None
+    # None means the default folder; __post_init__ always resolves it, so readers see a Path.
+    path: Path = None  # type: ignore[assignment]
     classes: Any = DATA_DEFAULTS["classes"]
     class_seed: int | None = DATA_DEFAULTS["class_seed"]
     image_size: int | None = DATA_DEFAULTS["image_size"]

@@ -68,8 +68,8 @@ class EncoderDecoderModel(nn.Module):
         n = len(self._frozen)
         if stages is None:
             return list(range(n))
-        if isinstance(stages, int) and not isinstance(stages, bool):
-            if not 0 <= stages <= n:
+        if isinstance(stages, int):
+            if isinstance(stages, bool) or not 0 <= stages <= n:
                 raise ValueError(f"stages={stages}: the encoder has {n} stages (0..{n} allowed)")
             return list(range(n - stages, n))
         indices = list(stages)

@@ -316,6 +316,7 @@ def expand_blocks(blocks: int | tuple[int, ...], channels: tuple[int, ...]) -> t
     if isinstance(blocks, int) and not isinstance(blocks, bool):
         blocks = (blocks,) * len(channels)
     check_positive_ints("blocks", blocks)
+    assert isinstance(blocks, tuple)  # check_positive_ints refused a bool
     if len(channels) != len(blocks):
         raise ValueError(
             f"channels {channels} and blocks {blocks} must have the same length (one entry per "
@@ -333,11 +334,12 @@ def block_factory(
 ) -> Callable[..., nn.Module]:
     """The block class for ``block`` with its width argument bound (for :func:`make_stages`)."""
     check_choice("block", block, BLOCKS)
-    return {
+    factories: dict[str, Callable[..., nn.Module]] = {
         "basic": BasicBlock,
         "wide": functools.partial(BasicBlock, width_factor=width_factor),
         "bottleneck": functools.partial(Bottleneck, expansion=bottleneck_expansion),
-    }[block]
+    }
+    return factories[block]
 
 
 def attention_factory(
