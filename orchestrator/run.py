@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ray_setup
+from orchestrator import interrupts, ray_setup
+from orchestrator.interrupts import Interrupted
 from orchestrator.lock import RunLock
 from orchestrator.records import STUDY_FILE, StudyFile
-from orchestrator.stages import Interrupted, RunContext, run_stage, validate_stages
+from orchestrator.stages import RunContext, run_stage, validate_stages
 from orchestrator.storage_check import SHARED_STORAGE_FIX, check_storage_on_every_node
 from orchestrator.study import Study, StudyError, load_study
 from orchestrator.tuner import Resources
@@ -254,6 +255,7 @@ def run_locked(
     print(f"study {study.name}: {len(study.stages)} stage(s) -> {location}", flush=True)
     for stage in study.stages:
         run_stage(ctx, stage)
+    interrupts.stop_if_requested("the study's end")
     journal.record.status = "finished"
     journal.save()
     print(
@@ -267,9 +269,15 @@ def run_locked(
 def start_ray_once(args: argparse.Namespace, resources: Resources, location: Location) -> None:
     """Ray starts when the first stage is about to train: the data set and FromStudy
     references are checked first, so their mistakes cost seconds, not a Ray start."""
-    ray_setup.start_ray(args.address)
+    try:
+        ray_setup.start_ray(args.address)
+    except SystemExit as stop:  # ray.init's SIGTERM handler: sys.exit(15) while Ray starts
+        if stop.code != signal.SIGTERM:
+            raise
+        interrupts.note(signal.SIGTERM)
+        raise Interrupted("Ray start-up") from None
     # After ray.init, whose core installs its own SIGTERM handler (a C stack dump, exit 134).
-    signal.signal(signal.SIGTERM, sigterm_as_sigint)
+    interrupts.install()
     ray_setup.check_resources(
         resources.cpus_per_trial, resources.gpus_per_trial, joined=bool(args.address)
     )
@@ -307,23 +315,43 @@ def error_line(trial: TrialRecord) -> str:
     return (reason.splitlines()[-1:] or ["(no message)"])[0]
 
 
-def sigterm_as_sigint(signum: int, frame: Any) -> None:
-    """SIGTERM stops like Ctrl-C: Ray Tune's SIGINT handler saves the experiment and returns."""
-    signal.raise_signal(signal.SIGINT)
-
-
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()
+    try:
+        code = parse_and_run(argv)
+    except (KeyboardInterrupt, Interrupted):
+        code = 130
+    except Exception:
+        # After a stop, Ray's processes die with the process group: what fails then (a lost
+        # worker, a dead GCS) is the stop's doing, not an error of the study.
+        if not interrupts.requested():
+            raise
+        code = 130
+    if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return code
+
+
+def parse_and_run(argv: list[str] | None) -> int:
     args = parse_args(argv)
     try:
         study = load_study(args.study_file)
         return run_study(study, args)
     except (StudyError, ConfigError, DataError, StorageError) as err:
+        if interrupts.requested():  # e.g. a data read cut short by the stop
+            raise Interrupted(str(err)) from None
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, Interrupted):
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+
+
+def exit_quietly(code: int) -> None:
+    """Ray's shutdown runs at exit: a stop that comes then ends the process at once, not with a
+    KeyboardInterrupt traceback from inside Ray's atexit hook."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(130))
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quietly(main())
