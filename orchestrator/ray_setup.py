@@ -84,7 +84,7 @@ def start_ray(
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
     use_run_token()
-    with loopback_node():
+    with loopback_node(), sigterm_held_from_ray():
         ray.init(
             address="local",  # a new Ray of our own; a bare init joins any Ray on this host
             num_cpus=num_cpus,
@@ -95,6 +95,31 @@ def start_ray(
             logging_level=logging.WARNING,
             configure_logging=False,
         )
+
+
+@contextlib.contextmanager
+def sigterm_held_from_ray() -> Iterator[None]:
+    """Ray's processes (GCS, raylet, and through the raylet every worker) start with SIGTERM
+    blocked, as Ray itself starts them with SIGINT blocked.
+
+    A `kill -- -PGID` (or a terminal closing) reaches every process of the run's group. Left
+    alone, the GCS and raylet die of it first and the driver's core worker then ends the
+    process (exit 1) before Tune has saved the experiment; the trials die mid-epoch as errors.
+    With SIGTERM blocked in them, only the driver acts on it (as on Ctrl-C): Tune saves, stops
+    the trials, and Ray is shut down at exit. A signal mask survives fork and exec, so the
+    children inherit it from this thread; the driver's own SIGTERM, held while Ray starts, is
+    delivered when the mask is put back.
+    """
+    import signal
+
+    held = hasattr(signal, "pthread_sigmask")
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def use_run_token() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 from orchestrator import interrupts, ray_setup
 from orchestrator.interrupts import Interrupted
-from orchestrator.lock import RunLock
+from orchestrator.lock import LOCK_FILE, RunLock
 from orchestrator.records import STUDY_FILE, StudyFile
 from orchestrator.stages import RunContext, run_stage, validate_stages
 from orchestrator.storage_check import SHARED_STORAGE_FIX, check_storage_on_every_node
@@ -163,11 +164,26 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def move_aside(run_dir: Path) -> Path | None:
-    if not run_dir.exists():
-        return None
-    target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.rename(target)
-    return target
+    """Rename run_dir to a new `<name>.old-<time>[-N]`; None when there is nothing to move.
+
+    rename(2) onto an existing non-empty folder fails (ENOTEMPTY) and onto an empty one
+    replaces it: each try takes a name no folder has, and a lost race tries the next.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100):
+        target = run_dir.with_name(f"{run_dir.name}.old-{stamp}" + (f"-{n}" if n > 1 else ""))
+        if target.exists():
+            continue
+        try:
+            run_dir.rename(target)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue
+            raise StudyError(f"--fresh: cannot move {run_dir} aside ({err.strerror})") from None
+        return target
+    raise StudyError(f"--fresh: no free name to move {run_dir} aside; tidy the .old folders")
 
 
 def study_header(study: Study, args: argparse.Namespace, overrides: dict) -> StudyRecord:
@@ -219,13 +235,24 @@ def warn_shadowed(study: Study, overrides: dict[str, Any]) -> None:
 
 
 def fresh_start(location: Location) -> None:
+    """Move the old run aside while holding its lock: a live run there is refused (naming its
+    pid and host), and of two --fresh at once only one moves the folder."""
     if location.remote:
         raise StudyError(
             f"--fresh cannot move a run aside in {location} (object stores have no rename); "
             "start the new run with another --name"
         )
-    if moved := move_aside(location.local_path):
-        print(f"--fresh: previous run kept at {moved}")
+    run_dir = location.local_path
+    if not run_dir.exists():
+        return
+    with RunLock(run_dir) as lock:
+        if not any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+            return  # only our lock: nothing to keep
+        moved = move_aside(run_dir)
+        if moved is None:
+            return
+        lock.moved_to(moved / LOCK_FILE)  # released there: the old run is not "running"
+    print(f"--fresh: previous run kept at {moved}")
 
 
 def run_locked(
