@@ -12,7 +12,9 @@ graceful save still happens and the stop is recorded too.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 from ray.tune import Callback
@@ -62,6 +64,19 @@ def _stop_via_sigint(signum: int, frame: Any) -> None:
         handler(signal.SIGINT, frame)
     else:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def tune_fit(where: str) -> Iterator[None]:
+    """Around a Tuner's fit: our handlers come back afterwards, also when the fit returned
+    normally (tune.run leaves its own SIGINT handler installed then: a Ctrl-C between stages
+    would only set the event of a finished fit, and the next stage would train on)."""
+    stop_if_requested(where)
+    try:
+        yield
+    finally:
+        install()
+    stop_if_requested(where)
 
 
 class SignalWatch(Callback):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import errno
+import math
 import os
 import signal
 import sys
@@ -75,7 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-concurrent", type=number(int, minimum=0), default=0, help="0 = as many as fit"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of samplers (random, Optuna)")
+    p.add_argument(
+        "--seed",
+        type=number(int, minimum=0, maximum=2**32 - 1),  # numpy's RandomState range
+        default=0,
+        help="seed of samplers (random, Optuna)",
+    )
     p.add_argument(
         "--budget",
         choices=sorted(BUDGETS),
@@ -104,17 +110,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def number(kind: type, minimum: float, strict: bool = False) -> Any:
-    """argparse type: a number >= minimum (> minimum when strict), else exit 2 saying so."""
+def number(kind: type, minimum: float, strict: bool = False, maximum: float | None = None) -> Any:
+    """argparse type: a finite number >= minimum (> minimum when strict), else exit 2 saying so.
+
+    float() reads "nan" and "inf": nan compares false with every bound, so Ray would be asked
+    for nan CPUs and wait forever; both are refused here by name.
+    """
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < minimum or (strict and value == minimum):
-            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
         return value
 
     return parse
@@ -206,7 +221,22 @@ def study_header(study: Study, args: argparse.Namespace, overrides: dict) -> Stu
     )
 
 
+def check_requests(args: argparse.Namespace) -> None:
+    """What Ray refuses only once it has started: a GPU share above 1 that is not whole, and
+    requests finer than its resource unit (1/10000)."""
+    gpus = args.gpus_per_trial
+    if gpus > 1 and gpus != int(gpus):
+        raise StudyError(
+            f"--gpus-per-trial {gpus:g}: a share above 1 must be a whole number of GPUs "
+            "(Ray cannot split a trial across a fraction of a second GPU); e.g. 1, 2 or 0.5"
+        )
+    for flag, value in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", gpus)):
+        if value and round(value * 10_000) == 0:
+            raise StudyError(f"{flag} {value:g} is below Ray's resource unit 0.0001")
+
+
 def run_study(study: Study, args: argparse.Namespace) -> int:
+    check_requests(args)
     storage = Location(args.storage)
     location = run_directory(storage, args.name or study.name)
     overrides = {**BUDGETS.get(args.budget or "", {}), **parse_overrides(args.set)}

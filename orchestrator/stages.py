@@ -217,11 +217,12 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
     """Run (or resume) the stage's feasible trials; their study.json records."""
     if not plan.feasible and plan.stage.search != "optuna":
         return []
-    results = run_tuner(
-        ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric, ctx.mode
-    )
     # The user's stop first: Ray may have ended the trials it interrupted as TERMINATED.
-    interrupts.stop_if_requested(plan.stage.name)
+    with interrupts.tune_fit(plan.stage.name):
+        results = run_tuner(
+            ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric,
+            ctx.mode,
+        )
     expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples
     if len(results) < expected or results.num_terminated + results.num_errors < len(results):
         raise Interrupted(plan.stage.name)

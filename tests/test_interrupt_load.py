@@ -26,6 +26,7 @@ from trainables.data import write_tiny_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
+STOP_WITHIN_S = 30  # a loaded 2-core CPU: Tune's save, stopping the trials, Ray's shutdown
 INTERRUPTED = "interrupted: run the same command again to resume"
 
 STUDY = f"""
@@ -39,7 +40,7 @@ study = Study(
         Stage("first", label="R", scheduler="fifo",
               space={{"lr": tune.grid_search([0.01, 0.003, 0.001])}}),
         Stage("second", label="S", scheduler="fifo", evaluate=True,
-              space={{"activation": tune.grid_search(["relu", "elu"])}}),
+              space={{"activation": tune.grid_search(["elu", "gelu"])}}),
     ])
 """
 LABELS = {"first": ["R-A", "R-B", "R-C"], "second": ["S-A", "S-B"]}
@@ -64,8 +65,9 @@ class Run:
         env = {**os.environ, "ARCHSWEEP_CACHE": str(self.tmp / "cache"), "PYTHONUNBUFFERED": "1"}
         argv = [sys.executable, "-m", "orchestrator.run", str(self.study), "--data-root",
                 str(self.data), "--storage", str(self.runs), "--max-concurrent", "2"]
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=open(log, "w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         return proc, log
 
     def record(self) -> dict:
@@ -87,6 +89,16 @@ def epochs_of(trial_dir: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in lines if line.strip().endswith("}")]
 
 
+def result_times(run: Run) -> list[float]:
+    """When each epoch of every trial was reported (Ray's per-row Unix timestamp)."""
+    times = []
+    for path in run.run_dir.glob("*/*_*/result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip().endswith("}"):
+                times.append(float(json.loads(line)["timestamp"]))
+    return times
+
+
 def stage_status(record: dict, index: int) -> str | None:
     stages = record.get("stages") or []
     return stages[index]["status"] if len(stages) > index else None
@@ -102,7 +114,8 @@ def at_trial_start(run: Run, log: Path) -> bool:
 
 
 def mid_trial(run: Run, log: Path) -> bool:
-    return any(e and len(e) < EPOCHS for label in LABELS["first"] for e in run.epochs("first", label))
+    trained = [e for label in LABELS["first"] for e in run.epochs("first", label)]
+    return any(e and len(e) < EPOCHS for e in trained)
 
 
 def between_stages(run: Run, log: Path) -> bool:
@@ -136,7 +149,9 @@ def interrupt(run: Run, moment: str, when: Callable[[Run, Path], bool], sig: int
             assert time.monotonic() < deadline, f"{moment} never came\n{log.read_text()[-3000:]}"
             time.sleep(0.02)
         os.killpg(proc.pid, sig)
+        signalled = time.time()
         code = proc.wait(timeout=120)
+        took = time.time() - signalled
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -147,6 +162,10 @@ def interrupt(run: Run, moment: str, when: Callable[[Run, Path], bool], sig: int
     assert code == 130, f"{moment} ({signal.Signals(sig).name}): exit {code}\n{text[-3000:]}"
     assert INTERRUPTED in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
+    # Promptly: no later stage trains on, no trial reports an epoch well after the stop.
+    assert took < STOP_WITHIN_S, f"{moment}: {took:.0f} s from the signal to the exit"
+    late = [t for t in result_times(run) if t > signalled + STOP_WITHIN_S]
+    assert not late, f"{moment}: epochs reported {[round(t - signalled) for t in late]} s after"
     record = run.record()
     assert record.get("status") != "finished", moment
     for index, stage in enumerate(("first", "second")):
