@@ -62,6 +62,9 @@ def configure_ray_environment() -> None:
 def log_to_file(log_path: Path) -> None:
     """Send Ray's Python loggers to `log_path` instead of the console."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A log line that cannot be written (a full disk) is dropped, not printed to the console
+    # as a "--- Logging error ---" traceback per line; the driver names the full disk once.
+    logging.raiseExceptions = False
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):

@@ -23,7 +23,14 @@ from orchestrator.interrupts import Interrupted
 from orchestrator.lock import LOCK_FILE, RunLock
 from orchestrator.records import STUDY_FILE, StudyFile
 from orchestrator.stages import RunContext, run_stage, validate_stages
-from orchestrator.storage_check import SHARED_STORAGE_FIX, check_storage_on_every_node
+from orchestrator.storage_check import (
+    SHARED_STORAGE_FIX,
+    StorageFull,
+    check_free_space,
+    check_storage_on_every_node,
+    disk_full,
+    full_message,
+)
 from orchestrator.study import Study, StudyError, load_study
 from orchestrator.tuner import Resources
 from trainables.config import ConfigError
@@ -248,8 +255,16 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
     if args.fresh:
         fresh_start(location)
     run_dir = local_run_dir(location)
+    check_free_space(run_dir)
     with RunLock(run_dir, location):
-        return run_locked(study, args, storage, location, run_dir, overrides)
+        try:
+            return run_locked(study, args, storage, location, run_dir, overrides)
+        except (KeyboardInterrupt, Interrupted, StudyError):
+            raise
+        except Exception as err:
+            if not interrupts.requested() and disk_full(run_dir, err):
+                raise StorageFull(full_message(run_dir)) from None
+            raise
 
 
 def warn_shadowed(study: Study, overrides: dict[str, Any]) -> None:
@@ -400,6 +415,9 @@ def parse_and_run(argv: list[str] | None) -> int:
             raise Interrupted(str(err)) from None
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StorageFull as err:
+        print(f"error: {err}", file=sys.stderr)
+        return TRIALS_FAILED
 
 
 def exit_quietly(code: int) -> None:

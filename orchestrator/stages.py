@@ -73,7 +73,8 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
         stage = replace(stage, scheduler=ctx.scheduler)
     refuse_edited_stage(srec, stage, base)
     if srec.status == "finished":
-        print(f"[{stage.name}] finished earlier; best: {srec.best.label if srec.best else None}")
+        best = srec.best.label or srec.best.trial_id if srec.best else "none (no trial ranked)"
+        print(f"[{stage.name}] finished earlier; best: {best}")
         return
     base = resolve_references(base, ctx.storage)
     bundle = ctx.data.get(base)
@@ -81,7 +82,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     full_plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
     plan, reused = reuse_earlier_trials(ctx.journal.record, full_plan, bundle_info(bundle))
     for t in reused:
-        print(f"[{stage.name}] {t.label}: {t.reason}; not trained again", flush=True)
+        print(f"[{stage.name}] {t.name}: {t.reason}; not trained again", flush=True)
     ctx.start_ray()
     start_stage(ctx, srec, full_plan, stage, base)
     trials = srec.trials + reused + train_stage(ctx, plan, bundle)

@@ -59,8 +59,9 @@ def read_wnids(root: Path) -> list[str]:
         if (Path(root) / "train").is_dir():
             fix = (
                 f"the folder has train/ but not the class list wnids.txt, which fixes the label "
-                f"order. Copy wnids.txt from the official zip ({URL}), or, for a folder of your "
-                f"own, write one wnid per line: ls {Path(root) / 'train'} > {path}"
+                f"order (the official Tiny ImageNet layout). Copy wnids.txt from the official "
+                f"zip ({URL}), or, for a folder of your own, write one wnid per line: "
+                f"ls {Path(root) / 'train'} > {path}"
             )
         raise DataError(f"{path} is missing; {fix}")
     wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
