@@ -44,12 +44,14 @@ class RunLock:
         self.held = False
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):  # the second try follows removing a stale lock
+        for _ in range(3):  # a retry follows removing a stale lock, or the folder moving away
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 self._refuse_or_clear()
+                continue
+            except FileNotFoundError:  # another --fresh moved the folder just now
                 continue
             owner = {"pid": os.getpid(), "host": socket.gethostname(),
                      "since": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -92,9 +94,21 @@ class RunLock:
             f"gone (its machine died), delete {self.path}"
         )
 
+    def moved_to(self, path: Path) -> None:
+        """The folder was renamed with the lock in it (--fresh): release it at its new place."""
+        self.path = path
+
+    def _ours(self) -> bool:
+        try:
+            owner = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return False
+        return owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+
     def __exit__(self, *exc: object) -> None:
         if self.held:
-            self.path.unlink(missing_ok=True)
+            if self._ours():  # never another run's lock that took this path since
+                self.path.unlink(missing_ok=True)
             if self.remote is not None and self.remote.is_file():
                 self.remote.delete()
             self.held = False

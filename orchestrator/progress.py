@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import math
 import sys
 import time
 import uuid
@@ -29,6 +30,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from orchestrator import interrupts
 from trainables.contract import is_better
 
 POLL_EVERY_S = 1.0  # driver-side board polls
@@ -319,17 +321,21 @@ class StageProgress(Callback):
 
     def _count(self, trials: list) -> None:
         self.trials = trials  # Ray's live list: finish() recounts after the last status change
-        counts = {"completed": 0, "stopped": 0, "failed": 0, "running": 0}
+        counts = {"completed": 0, "stopped": 0, "diverged": 0, "failed": 0, "running": 0}
         for trial in trials:
-            epoch = int((trial.last_result or {}).get("epoch", 0))
+            last = trial.last_result or {}
+            epoch = int(last.get("epoch", 0))
             if trial.status == "RUNNING":
                 counts["running"] += 1
             elif trial.status == "ERROR":
                 counts["failed"] += 1
+            elif trial.status == "TERMINATED" and last.get("diverged"):
+                counts["diverged"] += 1  # training's verdict, not a failure of the trial
             elif trial.status == "TERMINATED":
                 planned = int(trial.config.get("epochs", self.epochs))
                 counts["completed" if epoch >= planned else "stopped"] += 1
-            self._consider(trial, trial.last_result or {})
+            self._consider(trial, last)
+            self._consider_history(trial)
         self.counts = counts
 
     def _consider(self, trial: Any, result: dict) -> None:
@@ -338,12 +344,21 @@ class StageProgress(Callback):
         if isinstance(value, int | float) and not excluded and self._better(value):
             self.best = (float(value), trial.config.get("label") or trial.trial_id)
 
+    def _consider_history(self, trial: Any) -> None:
+        """The trial's best epoch so far, as Ray keeps it (a resumed stage's trials report
+        their later epochs only; their best may be an earlier one)."""
+        analysis = getattr(trial, "metric_analysis", None) or {}
+        value = (analysis.get(self.metric) or {}).get(self.mode)
+        usable = isinstance(value, int | float) and math.isfinite(value)
+        if usable and not (trial.last_result or {}).get("infeasible") and self._better(value):
+            self.best = (float(value), trial.config.get("label") or trial.trial_id)
+
     def _better(self, value: float) -> bool:
         return is_better(self.mode, value, self.best[0] if self.best else None)
 
     def finished(self) -> int:
         c = self.counts
-        return c["completed"] + c["stopped"] + c["failed"]
+        return c["completed"] + c["stopped"] + c.get("diverged", 0) + c["failed"]
 
     # --- the board ---
 
@@ -402,7 +417,9 @@ class StageProgress(Callback):
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         return (
             f"[{self.name}] {self.finished()}/{self.total} finished "
-            f"(completed {c['completed']}, stopped early {c['stopped']}, failed {c['failed']}), "
+            f"(completed {c['completed']}, stopped early {c['stopped']}, "
+            + (f"diverged {c['diverged']}, " if c.get("diverged") else "")
+            + f"failed {c['failed']}), "
             f"{c['running']} running | best {self.metric} {best} | ETA {self.eta()}"
         )
 
@@ -422,6 +439,8 @@ class StageProgress(Callback):
 
     def show(self, only_if_changed: bool = False) -> None:
         """A lasting stage line (a trial ended, the stage ended), above any live block."""
+        if interrupts.requested():
+            return  # trials the stop ended would count as "stopped early": no summary line
         line = self.stage_line()
         if only_if_changed and line == self.last_line:
             return

@@ -35,7 +35,6 @@ import contextlib
 import logging
 import os
 import secrets
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,9 @@ def configure_ray_environment() -> None:
 def log_to_file(log_path: Path) -> None:
     """Send Ray's Python loggers to `log_path` instead of the console."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A log line that cannot be written (a full disk) is dropped, not printed to the console
+    # as a "--- Logging error ---" traceback per line; the driver names the full disk once.
+    logging.raiseExceptions = False
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
@@ -84,7 +86,7 @@ def start_ray(
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
     use_run_token()
-    with loopback_node():
+    with loopback_node(), sigterm_held_from_ray():
         ray.init(
             address="local",  # a new Ray of our own; a bare init joins any Ray on this host
             num_cpus=num_cpus,
@@ -95,6 +97,31 @@ def start_ray(
             logging_level=logging.WARNING,
             configure_logging=False,
         )
+
+
+@contextlib.contextmanager
+def sigterm_held_from_ray() -> Iterator[None]:
+    """Ray's processes (GCS, raylet, and through the raylet every worker) start with SIGTERM
+    blocked, as Ray itself starts them with SIGINT blocked.
+
+    A `kill -- -PGID` (or a terminal closing) reaches every process of the run's group. Left
+    alone, the GCS and raylet die of it first and the driver's core worker then ends the
+    process (exit 1) before Tune has saved the experiment; the trials die mid-epoch as errors.
+    With SIGTERM blocked in them, only the driver acts on it (as on Ctrl-C): Tune saves, stops
+    the trials, and Ray is shut down at exit. A signal mask survives fork and exec, so the
+    children inherit it from this thread; the driver's own SIGTERM, held while Ray starts, is
+    delivered when the mask is put back.
+    """
+    import signal
+
+    held = hasattr(signal, "pthread_sigmask")
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def use_run_token() -> None:
@@ -139,19 +166,58 @@ def loopback_node() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
-def check_address(address: str | None, timeout_s: float = 10.0) -> None:
-    """Refuse an explicit HOST:PORT that does not answer, instead of Ray retrying forever."""
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse an explicit HOST:PORT where no Ray GCS answers, within seconds, instead of Ray
+    retrying "Failed to connect to GCS" forever (a non-Ray service) or for half a minute with
+    tracebacks (an unroutable host)."""
     if not address or address == "auto" or "://" in address:
         return
-    host, _, port = address.rpartition(":")
+    host, _, port_text = address.rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
-            return
-    except (OSError, ValueError) as err:
+        port = int(port_text)
+        if not host or not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
         raise StudyError(
-            f"--address {address}: no Ray head answers there ({err}); start one with "
-            "`ray start --head` or `ray up cluster/gpu.yaml`, or drop --address to run locally"
+            f"--address {address!r} must be HOST:PORT with a port 1-65535 (Ray's GCS port, "
+            f"6379 by default), e.g. --address 127.0.0.1:6379, or 'auto'"
         ) from None
+    verdict = gcs_verdict(address, timeout_s)
+    if verdict is not None:
+        raise StudyError(
+            f"--address {address}: {verdict}; start a Ray head with `ray start --head` (or "
+            "`ray up cluster/gpu.yaml`) and give its GCS address, or drop --address to run "
+            "locally"
+        )
+
+
+def gcs_verdict(address: str, timeout_s: float) -> str | None:
+    """None when a Ray GCS answers at `address`, else what answered instead.
+
+    One gRPC call of the GCS's own health check (NodeInfoGcsService/CheckAlive, an empty
+    request). A GCS answers it, or refuses it for want of the cluster's auth token (Ray's
+    token authentication): both are a GCS. A web server fails the HTTP/2 handshake, another
+    gRPC server (or a proxy) answers UNIMPLEMENTED, a closed port refuses the connection, and
+    an unroutable host lets the deadline pass.
+    """
+    import grpc
+
+    channel = grpc.insecure_channel(address)
+    check = channel.unary_unary("/ray.rpc.NodeInfoGcsService/CheckAlive")
+    try:
+        check(b"", timeout=timeout_s)
+        return None
+    except grpc.RpcError as err:
+        code, details = err.code(), (err.details() or "").strip()
+    finally:
+        channel.close()
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return None
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer within {timeout_s:g} s (an unreachable host, or a firewall)"
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return f"a gRPC service answers, but not a Ray GCS ({details})"
+    return f"no Ray GCS answers there ({details.rpartition('last error: ')[2] or code.name})"
 
 
 def check_resources(cpus: float, gpus: float, joined: bool) -> None:

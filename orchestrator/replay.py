@@ -20,12 +20,14 @@ reductions are summed in another order and the metrics drift by rounding.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,20 +73,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="torch intra-op threads (default 1: what Ray gives a trial with 1 CPU)",
+        default=None,
+        help="torch intra-op threads (default: what Ray gave the trial, its CPUs as recorded "
+        "in study.json, else 1)",
     )
     p.add_argument(
         "--data-root",
         type=Path,
         default=None,
-        help="folder holding the data sets (default: $ARCHSWEEP_DATA, else ./data)",
+        help="folder holding the data sets (default: the run's, as study.json records it; "
+        "else $ARCHSWEEP_DATA, else ./data)",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default under RUN_DIR)")
     args = p.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         p.error(f"--epochs {args.epochs} is not valid; use an int >= 1")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         p.error(f"--threads {args.threads} is not valid; use an int >= 1")
     return args
 
@@ -151,12 +155,28 @@ def last_checkpoint(trial_dir: Path) -> Path:
 # --- data ----------------------------------------------------------------------------------------
 
 
+def recorded_data_root(record: dict[str, Any]) -> Path | None:
+    """The data root the run read its data from (study.json's data block), if still there."""
+    root = (record.get("data") or {}).get("data_root")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def recorded_threads(trial: dict[str, Any]) -> int:
+    """The intra-op threads Ray gave the trial: its whole CPUs (OMP_NUM_THREADS), at least 1."""
+    cpus = (trial.get("timeline") or {}).get("cpus")
+    return max(1, int(cpus)) if isinstance(cpus, int | float) and math.isfinite(cpus) else 1
+
+
 def load_data(config: dict[str, Any], data_root: Path, recorded: dict[str, Any]) -> Any:
     """Decode the trial's data as the run did (trainables.data.source, no Ray) and check it
     is the data the run saw (study.json's data block)."""
+    from trainables.data import DataError
     from trainables.data.source import BundleCache
 
-    bundle = BundleCache(data_root).get(config)
+    try:
+        bundle = BundleCache(data_root).get(config)
+    except DataError as err:
+        raise ReplayError(f"{err}\n(the run's data must be readable to replay it)") from None
     seen = {
         "class_names": list(bundle.class_names),
         "train": len(bundle.train.images),
@@ -230,6 +250,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
             "--device cpu, but CUDA was initialised in this process before the replay started; "
             "run the replay as its own process (python -m orchestrator.replay ...)"
         )
+    args.threads = args.threads or recorded_threads(trial)
     torch.set_num_threads(args.threads)
 
     checkpoint, start_epoch = None, 1
@@ -253,7 +274,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         shutil.copytree(checkpoint, start)
         session.checkpoint_dir = start
 
-    bundle = load_data(config, args.data_root or default_data_root(), record.get("data", {}))
+    data_root = args.data_root or recorded_data_root(record) or default_data_root()
+    bundle = load_data(config, data_root, record.get("data", {}))
     setup = TrialSetup(
         task=record["trainable"],
         metric=record["metric"],
@@ -325,6 +347,28 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{row['epoch']:>5}  {key:<14}{m['replayed']:>12.6f}{was:>12}{diff:>12}")
 
 
+@contextlib.contextmanager
+def replay_lock(args: argparse.Namespace) -> Iterator[None]:
+    """A replay that writes into the run directory (RUN_DIR/replays/) holds the run's lock, as
+    a run does: a live run (or its --fresh, which moves the folder) and a replay never share it."""
+    from orchestrator.lock import RunLock
+    from orchestrator.study import StudyError
+
+    out = (args.out or args.run_dir / "replays").absolute()
+    if not out.is_relative_to(args.run_dir.absolute()) or not args.run_dir.is_dir():
+        yield
+        return
+    try:
+        lock = RunLock(args.run_dir)
+        lock.__enter__()
+    except StudyError as err:
+        raise ReplayError(f"{err}; or replay into another folder with --out DIR") from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device == "cpu":
@@ -340,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     try:
-        summary = replay(args)
+        with replay_lock(args):
+            summary = replay(args)
     except ReplayError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

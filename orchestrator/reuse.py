@@ -83,7 +83,8 @@ def reuse_earlier_trials(
                 label=point.label,
                 config={**trial.config, "label": point.label},
                 reused_from=origin,
-                reason=f"reused: {origin} ({trial.label}) trained this same configuration",
+                reason=f"reused: {origin}{f' ({trial.label})' if trial.label else ''} "
+                "trained this same configuration",
                 timeline={},  # its time was spent by `origin`, in its own stage's timeline
             )
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
+import math
 import os
 import signal
 import sys
@@ -16,11 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ray_setup
-from orchestrator.lock import RunLock
+from orchestrator import interrupts, ray_setup
+from orchestrator.interrupts import Interrupted
+from orchestrator.lock import LOCK_FILE, RunLock
 from orchestrator.records import STUDY_FILE, StudyFile
-from orchestrator.stages import Interrupted, RunContext, run_stage, validate_stages
-from orchestrator.storage_check import SHARED_STORAGE_FIX, check_storage_on_every_node
+from orchestrator.stages import RunContext, run_stage, validate_stages
+from orchestrator.storage_check import (
+    SHARED_STORAGE_FIX,
+    StorageFull,
+    check_free_space,
+    check_storage_on_every_node,
+    disk_full,
+    full_message,
+)
 from orchestrator.study import Study, StudyError, load_study
 from orchestrator.tuner import Resources
 from trainables.config import ConfigError
@@ -73,7 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--max-concurrent", type=number(int, minimum=0), default=0, help="0 = as many as fit"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of samplers (random, Optuna)")
+    p.add_argument(
+        "--seed",
+        type=number(int, minimum=0, maximum=2**32 - 1),  # numpy's RandomState range
+        default=0,
+        help="seed of samplers (random, Optuna)",
+    )
     p.add_argument(
         "--budget",
         choices=sorted(BUDGETS),
@@ -102,17 +117,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def number(kind: type, minimum: float, strict: bool = False) -> Any:
-    """argparse type: a number >= minimum (> minimum when strict), else exit 2 saying so."""
+def number(kind: type, minimum: float, strict: bool = False, maximum: float | None = None) -> Any:
+    """argparse type: a finite number >= minimum (> minimum when strict), else exit 2 saying so.
+
+    float() reads "nan" and "inf": nan compares false with every bound, so Ray would be asked
+    for nan CPUs and wait forever; both are refused here by name.
+    """
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < minimum or (strict and value == minimum):
-            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
         return value
 
     return parse
@@ -162,11 +186,26 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def move_aside(run_dir: Path) -> Path | None:
-    if not run_dir.exists():
-        return None
-    target = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.rename(target)
-    return target
+    """Rename run_dir to a new `<name>.old-<time>[-N]`; None when there is nothing to move.
+
+    rename(2) onto an existing non-empty folder fails (ENOTEMPTY) and onto an empty one
+    replaces it: each try takes a name no folder has, and a lost race tries the next.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100):
+        target = run_dir.with_name(f"{run_dir.name}.old-{stamp}" + (f"-{n}" if n > 1 else ""))
+        if target.exists():
+            continue
+        try:
+            run_dir.rename(target)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue
+            raise StudyError(f"--fresh: cannot move {run_dir} aside ({err.strerror})") from None
+        return target
+    raise StudyError(f"--fresh: no free name to move {run_dir} aside; tidy the .old folders")
 
 
 def study_header(study: Study, args: argparse.Namespace, overrides: dict) -> StudyRecord:
@@ -189,7 +228,22 @@ def study_header(study: Study, args: argparse.Namespace, overrides: dict) -> Stu
     )
 
 
+def check_requests(args: argparse.Namespace) -> None:
+    """What Ray refuses only once it has started: a GPU share above 1 that is not whole, and
+    requests finer than its resource unit (1/10000)."""
+    gpus = args.gpus_per_trial
+    if gpus > 1 and gpus != int(gpus):
+        raise StudyError(
+            f"--gpus-per-trial {gpus:g}: a share above 1 must be a whole number of GPUs "
+            "(Ray cannot split a trial across a fraction of a second GPU); e.g. 1, 2 or 0.5"
+        )
+    for flag, value in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", gpus)):
+        if value and round(value * 10_000) == 0:
+            raise StudyError(f"{flag} {value:g} is below Ray's resource unit 0.0001")
+
+
 def run_study(study: Study, args: argparse.Namespace) -> int:
+    check_requests(args)
     storage = Location(args.storage)
     location = run_directory(storage, args.name or study.name)
     overrides = {**BUDGETS.get(args.budget or "", {}), **parse_overrides(args.set)}
@@ -201,8 +255,16 @@ def run_study(study: Study, args: argparse.Namespace) -> int:
     if args.fresh:
         fresh_start(location)
     run_dir = local_run_dir(location)
+    check_free_space(run_dir)
     with RunLock(run_dir, location):
-        return run_locked(study, args, storage, location, run_dir, overrides)
+        try:
+            return run_locked(study, args, storage, location, run_dir, overrides)
+        except (KeyboardInterrupt, Interrupted, StudyError):
+            raise
+        except Exception as err:
+            if not interrupts.requested() and disk_full(run_dir, err):
+                raise StorageFull(full_message(run_dir)) from None
+            raise
 
 
 def warn_shadowed(study: Study, overrides: dict[str, Any]) -> None:
@@ -218,13 +280,24 @@ def warn_shadowed(study: Study, overrides: dict[str, Any]) -> None:
 
 
 def fresh_start(location: Location) -> None:
+    """Move the old run aside while holding its lock: a live run there is refused (naming its
+    pid and host), and of two --fresh at once only one moves the folder."""
     if location.remote:
         raise StudyError(
             f"--fresh cannot move a run aside in {location} (object stores have no rename); "
             "start the new run with another --name"
         )
-    if moved := move_aside(location.local_path):
-        print(f"--fresh: previous run kept at {moved}")
+    run_dir = location.local_path
+    if not run_dir.exists():
+        return
+    with RunLock(run_dir) as lock:
+        if not any(p.name != LOCK_FILE for p in run_dir.iterdir()):
+            return  # only our lock: nothing to keep
+        moved = move_aside(run_dir)
+        if moved is None:
+            return
+        lock.moved_to(moved / LOCK_FILE)  # released there: the old run is not "running"
+    print(f"--fresh: previous run kept at {moved}")
 
 
 def run_locked(
@@ -254,6 +327,7 @@ def run_locked(
     print(f"study {study.name}: {len(study.stages)} stage(s) -> {location}", flush=True)
     for stage in study.stages:
         run_stage(ctx, stage)
+    interrupts.stop_if_requested("the study's end")
     journal.record.status = "finished"
     journal.save()
     print(
@@ -267,9 +341,15 @@ def run_locked(
 def start_ray_once(args: argparse.Namespace, resources: Resources, location: Location) -> None:
     """Ray starts when the first stage is about to train: the data set and FromStudy
     references are checked first, so their mistakes cost seconds, not a Ray start."""
-    ray_setup.start_ray(args.address)
+    try:
+        ray_setup.start_ray(args.address)
+    except SystemExit as stop:  # ray.init's SIGTERM handler: sys.exit(15) while Ray starts
+        if stop.code != signal.SIGTERM:
+            raise
+        interrupts.note(signal.SIGTERM)
+        raise Interrupted("Ray start-up") from None
     # After ray.init, whose core installs its own SIGTERM handler (a C stack dump, exit 134).
-    signal.signal(signal.SIGTERM, sigterm_as_sigint)
+    interrupts.install()
     ray_setup.check_resources(
         resources.cpus_per_trial, resources.gpus_per_trial, joined=bool(args.address)
     )
@@ -307,23 +387,46 @@ def error_line(trial: TrialRecord) -> str:
     return (reason.splitlines()[-1:] or ["(no message)"])[0]
 
 
-def sigterm_as_sigint(signum: int, frame: Any) -> None:
-    """SIGTERM stops like Ctrl-C: Ray Tune's SIGINT handler saves the experiment and returns."""
-    signal.raise_signal(signal.SIGINT)
-
-
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()
+    try:
+        code = parse_and_run(argv)
+    except (KeyboardInterrupt, Interrupted):
+        code = 130
+    except Exception:
+        # After a stop, Ray's processes die with the process group: what fails then (a lost
+        # worker, a dead GCS) is the stop's doing, not an error of the study.
+        if not interrupts.requested():
+            raise
+        code = 130
+    if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    return code
+
+
+def parse_and_run(argv: list[str] | None) -> int:
     args = parse_args(argv)
     try:
         study = load_study(args.study_file)
         return run_study(study, args)
     except (StudyError, ConfigError, DataError, StorageError) as err:
+        if interrupts.requested():  # e.g. a data read cut short by the stop
+            raise Interrupted(str(err)) from None
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, Interrupted):
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+    except StorageFull as err:
+        print(f"error: {err}", file=sys.stderr)
+        return TRIALS_FAILED
+
+
+def exit_quietly(code: int) -> None:
+    """Ray's shutdown runs at exit: a stop that comes then ends the process at once, not with a
+    KeyboardInterrupt traceback from inside Ray's atexit hook."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(130))
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quietly(main())

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from orchestrator import ray_setup
+from orchestrator import interrupts, ray_setup
+from orchestrator.interrupts import Interrupted
 from orchestrator.plan import StagePlan, plan_stage, stage_base, validate_study_keys
 from orchestrator.records import (
     FRESH_HINT,
@@ -36,10 +37,6 @@ from trainables.evaluate import evaluate_state, write_evaluation
 from trainables.models import build_model, count_parameters
 from trainables.ray_io import load_state
 from trainables.storage import Location
-
-
-class Interrupted(Exception):
-    """The user stopped the run (Ctrl-C, SIGTERM); the stage stays unfinished for resume."""
 
 
 @dataclass
@@ -76,7 +73,8 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
         stage = replace(stage, scheduler=ctx.scheduler)
     refuse_edited_stage(srec, stage, base)
     if srec.status == "finished":
-        print(f"[{stage.name}] finished earlier; best: {srec.best.label if srec.best else None}")
+        best = srec.best.label or srec.best.trial_id if srec.best else "none (no trial ranked)"
+        print(f"[{stage.name}] finished earlier; best: {best}")
         return
     base = resolve_references(base, ctx.storage)
     bundle = ctx.data.get(base)
@@ -84,7 +82,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     full_plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
     plan, reused = reuse_earlier_trials(ctx.journal.record, full_plan, bundle_info(bundle))
     for t in reused:
-        print(f"[{stage.name}] {t.label}: {t.reason}; not trained again", flush=True)
+        print(f"[{stage.name}] {t.name}: {t.reason}; not trained again", flush=True)
     ctx.start_ray()
     start_stage(ctx, srec, full_plan, stage, base)
     trials = srec.trials + reused + train_stage(ctx, plan, bundle)
@@ -97,6 +95,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
     if stage.evaluate and srec.best and srec.best.checkpoint:
         evaluate_best(ctx, stage, srec.best, bundle)
     # Finished only now: a run stopped during evaluation redoes it on resume.
+    interrupts.stop_if_requested(stage.name)
     srec.status = "finished"
     end_stage_timeline(ctx, srec, plan, began, time.time() - evaluated_from)
     ctx.journal.save()
@@ -219,9 +218,12 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
     """Run (or resume) the stage's feasible trials; their study.json records."""
     if not plan.feasible and plan.stage.search != "optuna":
         return []
-    results = run_tuner(
-        ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric, ctx.mode
-    )
+    # The user's stop first: Ray may have ended the trials it interrupted as TERMINATED.
+    with interrupts.tune_fit(plan.stage.name):
+        results = run_tuner(
+            ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric,
+            ctx.mode,
+        )
     expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples
     if len(results) < expected or results.num_terminated + results.num_errors < len(results):
         raise Interrupted(plan.stage.name)
@@ -234,9 +236,18 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
         trial = trial_record(result, ctx.location, ctx.metric, ctx.mode, stops)
         trial.params = trial_params(trial.config, bundle)
         trials.append(trial)
+    if unended := [t for t in trials if not ended_by_training(t)]:
+        names = ", ".join(t.label or t.trial_id or "?" for t in unended)
+        raise Interrupted(f"{plan.stage.name}: {names} did not end by training")
     res = ctx.resources
     attach_timelines(trials, log.parent, res.cpus_per_trial, res.gpus_per_trial)
     return trials
+
+
+def ended_by_training(trial: TrialRecord) -> bool:
+    """Completed, stopped by ASHA or early stopping, diverged, failed: what training decides.
+    "stopped" without such a decision is a trial someone else ended (the user's interrupt)."""
+    return trial.status != "stopped" or bool(trial.final.get("early_stopped"))
 
 
 def best_model_text(best: BestRecord | None, bundle: DataBundle) -> str | None:

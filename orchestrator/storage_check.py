@@ -10,7 +10,10 @@ covered here; their failed trials end the study with exit code 3 and the same ad
 
 from __future__ import annotations
 
+import errno
 import secrets
+import shutil
+from pathlib import Path
 
 from orchestrator import ray_setup
 from orchestrator.study import StudyError
@@ -52,3 +55,54 @@ def check_storage_on_every_node(location: Location) -> None:
             f"the run's storage {location} is not visible from {len(blind)} of {len(seen)} "
             f"node(s): {names}. {SHARED_STORAGE_FIX}"
         )
+
+
+# Room a run needs before it starts: study.json, logs, TensorBoard events and the first
+# checkpoints of a small model fit in this; less means the first save fails mid-stage.
+MIN_FREE_BYTES = 64 * 2**20
+NO_SPACE = "No space left on device"
+
+
+class StorageFull(Exception):
+    """The run's disk filled up while the study ran (exit 3: it ended, but not as planned)."""
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space of the disk that holds `path` (its nearest existing folder)."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        return shutil.disk_usage(existing).free if existing is not None else None
+    except OSError:
+        return None
+
+
+def check_free_space(run_dir: Path, minimum: int = MIN_FREE_BYTES) -> None:
+    """Refuse to start a run on a disk that cannot hold its first checkpoints."""
+    free = free_bytes(run_dir)
+    if free is not None and free < minimum:
+        raise StudyError(
+            f"--storage: the disk of {run_dir} has {free / 2**20:.1f} MiB free, and a run needs "
+            f"at least {minimum / 2**20:.0f} MiB (study.json, logs, checkpoints); free space "
+            "there or give --storage a folder on another disk"
+        )
+
+
+def disk_full(run_dir: Path, err: BaseException) -> bool:
+    """Whether `err` (or its cause) is a full disk, or the run's disk has no room left."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if NO_SPACE in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    free = free_bytes(run_dir)
+    return free is not None and free < 2**20
+
+
+def full_message(run_dir: Path) -> str:
+    return (
+        f"the disk of {run_dir} is full ({NO_SPACE}); the study stopped. What was saved "
+        "before is kept: free space there (or move the run folder to a larger disk and give "
+        "--storage its new parent) and run the same command again to resume"
+    )

@@ -7,6 +7,7 @@ so a typo costs seconds, not a cluster allocation.
 
 from __future__ import annotations
 
+import math
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,6 +287,8 @@ def _check_stage(stage: Stage, index: int, seen: list[str]) -> None:
     num = stage.num_samples
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise StudyError(f"{where}: num_samples={num!r} must be an integer >= 1")
+    for key, dimension in stage.space.items():
+        _check_dimension(dimension, f"{where}: space[{key!r}]")
     grid_keys = [
         str(k) for k, v in stage.space.items() if isinstance(v, dict) and "grid_search" in v
     ]
@@ -318,6 +321,41 @@ def _check_stage_types(stage: Stage, where: str) -> None:
             raise StudyError(f"{where}: {attr}={value!r} must be a string or None")
     if not isinstance(stage.evaluate, bool):
         raise StudyError(f"{where}: evaluate={stage.evaluate!r} must be True or False")
+
+
+def _check_dimension(dimension: Any, where: str) -> None:
+    """A search dimension with no value to try (tune.choice([]), tune.randint(3, 3),
+    tune.grid_search([])) is named as such, before the planner reports a symptom of it."""
+    from ray.tune.search.sample import Categorical, Float, Integer, Quantized
+
+    if isinstance(dimension, dict) and "grid_search" in dimension:
+        values = dimension["grid_search"]
+        if not isinstance(values, list | tuple) or not values:
+            raise StudyError(
+                f"{where} = tune.grid_search({values!r}) has no values to try; give a "
+                "non-empty list, e.g. tune.grid_search(['relu', 'gelu'])"
+            )
+    elif isinstance(dimension, Categorical) and not dimension.categories:
+        raise StudyError(
+            f"{where} = tune.choice([]) has no choices; give a non-empty list, e.g. "
+            "tune.choice(['relu', 'gelu'])"
+        )
+    elif isinstance(dimension, Integer):
+        lo, hi = dimension.lower, dimension.upper
+        inclusive = isinstance(dimension.sampler, Quantized)  # qrandint includes upper
+        if lo > hi or (lo == hi and not inclusive):
+            raise StudyError(
+                f"{where} = an integer range [{lo}, {hi}) that holds no integer "
+                f"(tune.randint's upper bound is excluded); give upper > lower, e.g. "
+                f"tune.randint({lo}, {lo + 1}) for the single value {lo}"
+            )
+    elif isinstance(dimension, Float):
+        lo, hi = dimension.lower, dimension.upper
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise StudyError(
+                f"{where} = a float range from {lo} to {hi} that is empty or not finite; "
+                "give finite bounds with lower <= upper, e.g. tune.uniform(0.0, 0.5)"
+            )
 
 
 def _has_sampled(space: dict[Any, Any]) -> bool:

@@ -11,6 +11,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from orchestrator.interrupts import SignalWatch
 from orchestrator.plan import StagePlan
 from orchestrator.progress import BoardClient, StageProgress, close_board, create_board
 from orchestrator.searcher import PlannedSearcher
@@ -200,7 +201,7 @@ def fit_stage(
         storage_path=location.ray_path,
         verbose=0,
         # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
-        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress, timeline],
+        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress, timeline, SignalWatch()],
         failure_config=tune.FailureConfig(max_failures=1),
         # Trials write TensorBoard events into their working directory; this syncs them to the
         # run's storage from whichever node ran the trial (each checkpoint and at the end).

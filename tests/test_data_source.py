@@ -61,6 +61,7 @@ def test_summary_names_the_folder_read_and_binary_masks(root: Path, tmp_path: Pa
     assert summary == {
         "dataset": "lunar",
         "data_dir": str(root / "MARS_ROCKS_BINARY"),
+        "data_root": str(root.absolute()),
         "folder": "MARS_ROCKS_BINARY",
         "task": "segmentation",
         "class_names": ["rock"],

@@ -51,6 +51,7 @@ RAY_IMPORTERS = {
     "orchestrator/tuner.py": "Tuner, schedulers, searchers, result grids",
     "orchestrator/progress.py": "a Tune callback and the progress board actor",
     "orchestrator/timeline.py": "a Tune callback recording each trial attempt's span",
+    "orchestrator/interrupts.py": "a Tune callback that records a stop Tune's handler takes",
     "orchestrator/searcher.py": "a Tune Searcher (the course's fixed-order searcher)",
     "orchestrator/plan.py": "ray.tune.search.sample.Domain: a search-space value or a fixed one",
     "orchestrator/study.py": "ray.tune.search.sample.Domain: a search-space value or a fixed one",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
 from report_fixtures import write_classification_run
 
-from analysis.output import MARKER
+from analysis.output import MANIFEST, MARKER
 from analysis.report import main
 
 
@@ -53,6 +56,8 @@ def test_new_folder_is_marked_and_rewritten_on_the_next_run(
     assert figures
     # A figure of an earlier report that this one does not draw is removed, not left unreferenced.
     (out / "figures" / "stale_from_before.png").write_bytes(b"old")
+    listed = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps([*listed, "figures/stale_from_before.png"]))
     assert main([str(run_dir), "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "figures").glob("*.png")) == figures
     assert "report written" in capsys.readouterr().out
@@ -92,3 +97,46 @@ def test_unwritable_out_is_an_error_with_a_message(
     assert main([str(run_dir), "--out", str(tmp_path / "afile" / "sub")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the report" in err and "--out" in err and "Traceback" not in err
+
+
+def test_a_second_report_into_the_same_folder_keeps_the_users_files(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 21's sequence: report to R, add files of one's own, report to R again."""
+    out = tmp_path / "R"
+    assert main([str(run_dir), "--out", str(out)]) == 0
+    mine = {
+        out / "figures" / "my_plot.png": b"\x89PNG my plot",
+        out / "tables" / "my_table.csv": b"a,b\n1,2\n",
+        out / "notes.md": b"my notes",
+    }
+    for path, data in mine.items():
+        path.write_bytes(data)
+    written = set(json.loads((out / MANIFEST).read_text()))
+    assert main([str(run_dir), "--out", str(out)]) == 0
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert set(json.loads((out / MANIFEST).read_text())) == written
+    # A manifest entry pointing outside the folder is never followed.
+    outside = tmp_path / "outside.csv"
+    outside.write_text("keep")
+    (out / MANIFEST).write_text(json.dumps(["../outside.csv", "report.md"]))
+    assert main([str(run_dir), "--out", str(out)]) == 0
+    assert outside.read_text() == "keep"
+
+
+def test_report_into_a_run_that_a_live_run_holds_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = write_classification_run(tmp_path / "run")
+    parent = os.getppid()  # alive for the whole test, and not this process
+    lock = {"pid": parent, "host": socket.gethostname(), "since": "now"}
+    (run / ".archsweep.lock").write_text(json.dumps(lock))
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"pid {parent}" in err and "--out" in err and "Traceback" not in err
+    assert not (run / "report").exists()
+    # Elsewhere is fine; and a lock whose process is gone is no obstacle.
+    assert main([str(run), "--out", str(tmp_path / "elsewhere")]) == 0
+    lock["pid"] = 2**22 + 12345  # above the kernel's pid_max default: no such process
+    (run / ".archsweep.lock").write_text(json.dumps(lock))
+    assert main([str(run)]) == 0

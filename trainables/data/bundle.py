@@ -52,6 +52,7 @@ class DataBundle:
     cache_path: Path | None = None
     from_cache: bool = False
     path: Path | None = None
+    data_root: Path | None = None  # the root `path` was found under (replay reads it back)
 
     @property
     def image_shape(self) -> tuple[int, int]:

@@ -66,6 +66,7 @@ def idx_source(spec: DataSpec, folder: str, class_names: Sequence[str], url: str
             f"<root>/{folder}/raw/ with the four uncompressed idx files; get them with "
             f"trainables.data.ensure_downloaded(spec) or from {url}"
         )
+    check_idx_files(raw, url)
     all_ids = [str(d) for d in range(len(class_names))]
     name_of = dict(zip(all_ids, class_names, strict=True))
     aliases = {name: cid for cid, name in name_of.items() if name != cid}
@@ -96,6 +97,55 @@ def idx_source(spec: DataSpec, folder: str, class_names: Sequence[str], url: str
         decode,
         {"image_size": spec.image_size, "official_test": not spec.uses_holdout_test},
     )
+
+
+def check_idx_files(raw: Path, url: str) -> None:
+    """Each idx file's header and length, and that labels match images, before torchvision
+    reads them (its answer to a damaged file is a bare AssertionError or a reshape error)."""
+    counts = {}
+    for name in IDX_FILES:
+        ndim = 1 if "labels" in name else 3
+        counts[name] = _idx_count(raw / name, ndim, url)
+    for split in ("train", "t10k"):
+        images, labels = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
+        if images != labels:
+            raise DataError(
+                f"{raw}: {split}-images-idx3-ubyte holds {images} images but "
+                f"{split}-labels-idx1-ubyte {labels} labels; one of the two is from another "
+                f"download. {_refetch(raw, url)}"
+            )
+
+
+def _idx_count(path: Path, ndim: int, url: str) -> int:
+    """The number of items an uint8 idx file of `ndim` dimensions declares and holds."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(4 + 4 * ndim)
+        size = path.stat().st_size
+    except OSError as err:
+        where = _refetch(path.parent, url)
+        raise DataError(f"cannot read {path}: {err.strerror or err}. {where}") from None
+    magic = bytes([0, 0, _UBYTE, ndim])
+    if header[:4] != magic:
+        raise DataError(
+            f"{path} is not an uncompressed idx file of {ndim}-d uint8 data: its magic number is "
+            f"{header[:4].hex() or 'missing (empty file)'}, expected {magic.hex()} (a .gz left "
+            f"compressed, or another file under this name). {_refetch(path.parent, url)}"
+        )
+    if len(header) < 4 + 4 * ndim:
+        raise DataError(f"{path} ends inside its header. {_refetch(path.parent, url)}")
+    dims = np.frombuffer(header[4:], ">i4")
+    expected = 4 + 4 * ndim + int(np.prod(dims.astype(np.int64)))
+    if size != expected:
+        raise DataError(
+            f"{path} is {'truncated' if size < expected else 'too long'}: {size:,} bytes, its "
+            f"header ({' x '.join(map(str, dims))}) says {expected:,}. {_refetch(path.parent, url)}"
+        )
+    return int(dims[0])
+
+
+def _refetch(raw: Path, url: str) -> str:
+    return f"Replace the file: delete {raw} and download the idx files again (from {url})"
 
 
 def torchvision_download(root: Path, folder: str) -> None:

@@ -72,6 +72,7 @@ class BundleCache:
                     f"{err}\n(data root: {self.data_root}; set it with --data-root DIR or "
                     "$ARCHSWEEP_DATA, default ./data)"
                 ) from None
+            bundle.data_root = self.data_root
             self.bundles[spec] = bundle
             self.log(summary_line(data_summary(bundle), time.perf_counter() - t0))
         return self.bundles[spec]
@@ -93,6 +94,8 @@ def data_summary(bundle: DataBundle) -> dict[str, Any]:
     return {
         "dataset": bundle.name,
         "data_dir": str(path) if path is not None else None,
+        # Where --data-root pointed (absolute): a replay of the run reads its data from there.
+        "data_root": str(bundle.data_root.absolute()) if bundle.data_root is not None else None,
         "folder": path.resolve().name if path is not None else None,
         "task": bundle.task,
         "class_names": list(bundle.class_names),

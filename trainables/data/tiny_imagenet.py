@@ -55,7 +55,15 @@ def read_wnids(root: Path) -> list[str]:
     require_dir(Path(root), "Tiny ImageNet folder", LAYOUT_HINT)
     path = Path(root) / "wnids.txt"
     if not path.is_file():
-        raise DataError(f"{path} is missing; {LAYOUT_HINT}")
+        fix = LAYOUT_HINT
+        if (Path(root) / "train").is_dir():
+            fix = (
+                f"the folder has train/ but not the class list wnids.txt, which fixes the label "
+                f"order (the official Tiny ImageNet layout). Copy wnids.txt from the official "
+                f"zip ({URL}), or, for a folder of your own, write one wnid per line: "
+                f"ls {Path(root) / 'train'} > {path}"
+            )
+        raise DataError(f"{path} is missing; {fix}")
     wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not wnids:
         raise DataError(f"{path} lists no class; it should hold one wnid per line")
@@ -241,7 +249,9 @@ def tiny_imagenet_source(spec: DataSpec) -> Source:
 
 
 def _present(folder: Path) -> bool:
-    return (folder / "wnids.txt").is_file() and (folder / "train").is_dir()
+    """A folder with the class list or the training images is there (nothing to download):
+    a missing part is then the reader's to name, not a download's to paper over."""
+    return (folder / "wnids.txt").is_file() or (folder / "train").is_dir()
 
 
 def _download(folder: Path, timeout: float) -> None:
