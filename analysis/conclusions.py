@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis import noise
+from analysis import across, noise
 from analysis.answers import section_answers
 from analysis.rundir import Stage, Study, Trial
 from analysis.summary import (
@@ -101,8 +101,9 @@ def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: s
     if len(ranked) == 1:
         return (
             f"One configuration ran, {ranked[0].name}, reaching a best {title} of "
-            f"{_score_text(ranked[0], study)}; it is set against the study's other stages in "
-            "'Across stages'."
+            f"{_score_text(ranked[0], study)}"
+            + ("; it is set against the study's other stages in 'Across stages'."
+               if across.applies(study) else "; no other configuration ran to compare it with.")
         )
     top, second = ranked[0], ranked[1]
     n = noise.val_images(top.group.trials[0], study)
@@ -146,7 +147,7 @@ def _tie_text(
 
 def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str | None:
     """The rule that picked the configuration later stages start from, and its tie-break."""
-    if is_reference(stage):
+    if noise.is_reference(stage):
         return ("This stage is a reference, not a candidate: nothing from it is passed on and "
                 "no trial of it is marked best.")
     if len(ranked) < 2 or stage.best is None:
@@ -164,12 +165,6 @@ def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str |
         return (rule + f" Here it picked {picked} by that tie-break, not by a measured "
                 "difference: a later stage built on it rests on a tie.")
     return rule + f" Here it picked {picked}."
-
-
-def is_reference(stage: Stage) -> bool:
-    """A stage run to read others against (dropout's p = 0), never a candidate."""
-    text = f"{stage.title or ''} {stage.label or ''}".lower()
-    return "not a candidate" in text or text.rstrip().endswith("-ref")
 
 
 def _cut_sentence(stage: Stage, study: Study) -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis.rundir import Study, Trial
+from analysis.rundir import Stage, Study, Trial
 
 Z95 = 1.96
 NOISE_FACTOR = 2.0  # a margin within this many seed-to-seed stds is not a reliable ranking
@@ -116,3 +116,36 @@ def interval_text(p: float, n: int | None) -> str:
         return ""
     lo, hi = wilson(p, n)
     return f"95% CI {100 * lo:.1f}-{100 * hi:.1f}, n = {n}"
+
+
+def is_reference(stage: Stage) -> bool:
+    """A stage run to read others against (dropout's p = 0), never a candidate."""
+    text = f"{stage.title or ''} {stage.label or ''}".lower()
+    return "not a candidate" in text or text.rstrip().endswith("-ref")
+
+
+def stage_margin(stage: Stage, study: Study) -> Margin | None:
+    """The margin of the stage's best configuration over the runner-up (seeds pooled), judged
+    against the noise; None with fewer than two scored configurations."""
+    from analysis.summary import seed_groups, seed_noise
+
+    groups = [g for g in seed_groups(stage.trials, study) if g.mean is not None]
+    if len(groups) < 2:
+        return None
+    ranked = sorted(groups, key=lambda g: g.mean or 0.0, reverse=True)
+    top, second = ranked[0], ranked[1]
+    n = val_images(top.trials[0], study)
+    return judge(top.mean or 0.0, second.mean or 0.0, n, seed_noise(groups))
+
+
+def winner_kind(stage: Stage, study: Study) -> str:
+    """How the stage's best was won: 'clear', 'tie within noise', 'margin, noise unknown' or
+    'only configuration' ('' for a reference stage, which has no best)."""
+    if is_reference(stage):
+        return ""
+    m = stage_margin(stage, study)
+    if m is None:
+        return "only configuration"
+    if m.noise is None:
+        return "margin, noise unknown"
+    return "tie within noise (tie-break)" if m.within_noise else "clear"
