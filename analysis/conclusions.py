@@ -10,8 +10,11 @@ sentence says so instead of naming a winner.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from analysis import across, noise
+from analysis.answers import section_answers
 from analysis.rundir import Stage, Study, Trial
 from analysis.summary import (
     GAP_THRESHOLD,
@@ -27,8 +30,6 @@ from analysis.tables import fmt_config, shown_keys, varying_keys
 
 # A margin below half a point (of accuracy or IoU) is a tie: one test image in 200 or so.
 TIE_POINTS = 0.5
-# A margin within this many seed-to-seed standard deviations is not a reliable ranking.
-NOISE_FACTOR = 2.0
 EARLY_STOPS = ("asha_stopped", "stopped")
 
 
@@ -53,11 +54,13 @@ def _pts(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 
 
-def _score_text(v: Variant) -> str:
+def _score_text(v: Variant, study: Study) -> str:
     g = v.group
+    n = noise.val_images(g.trials[0], study)
+    ci = noise.interval_text(v.score, n)
     if g.std is not None:
-        return f"{_pts(v.score)}% ± {_pts(g.std)} ({len(g.values)} seeds)"
-    return f"{_pts(v.score)}%"
+        return f"{_pts(v.score)}% ± {_pts(g.std)} ({len(g.values)} seeds{'; ' + ci if ci else ''})"
+    return f"{_pts(v.score)}%" + (f" ({ci})" if ci else "")
 
 
 def _variants(stage: Stage, study: Study) -> list[Variant]:
@@ -81,6 +84,10 @@ def stage_conclusions(stage: Stage, study: Study) -> list[str]:
         return [f"No trial of this stage recorded a {title}, so there is nothing to conclude."]
     ranked = sorted(variants, key=lambda v: v.score, reverse=True)
     out = [_winner_sentence(ranked, stage, study, title)]
+    passed = pass_on_sentence(stage, study, ranked)
+    if passed:
+        out.append(passed)
+    out += section_answers(stage, study)
     out += _cut_sentence(stage, study)
     out.append(_convergence_sentence(stage, study, title))
     out.append(_overfitting_sentence(stage, study))
@@ -94,33 +101,70 @@ def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: s
     if len(ranked) == 1:
         return (
             f"One configuration ran, {ranked[0].name}, reaching a best {title} of "
-            f"{_score_text(ranked[0])}; the stage compares nothing."
+            f"{_score_text(ranked[0], study)}"
+            + ("; it is set against the study's other stages in 'Across stages'."
+               if across.applies(study) else "; no other configuration ran to compare it with.")
         )
     top, second = ranked[0], ranked[1]
-    margin = top.score - second.score
-    noise = seed_noise([v.group for v in ranked])
-    if 100 * margin < TIE_POINTS:
-        tied = [v for v in ranked if 100 * (top.score - v.score) < TIE_POINTS]
+    n = noise.val_images(top.group.trials[0], study)
+    m = noise.judge(top.score, second.score, n, seed_noise([v.group for v in ranked]))
+    if m.noise is None:
+        if 100 * m.margin < TIE_POINTS:
+            return _tie_text(ranked, title, study, lambda v: 100 * (top.score - v.score)
+                             < TIE_POINTS, f"within {TIE_POINTS} point of each other")
         return (
-            "No clear winner: "
-            + ", ".join(f"{v.name} {_score_text(v)}" for v in tied)
-            + f" lie within {TIE_POINTS} point of each other in best {title}."
+            f"{top.name} has the best {title}, {_score_text(top, study)}, {_pts(m.margin)} "
+            f"points ahead of {second.name} ({_score_text(second, study)}). Neither the "
+            "val-set size nor a seed spread is known, so a margin of this size may be noise."
         )
-    lead = (
-        f"{top.name} has the best {title}, {_score_text(top)}, {_pts(margin)} points ahead of "
-        f"{second.name} ({_score_text(second)})"
+    if m.within_noise:
+        def tied(v: Variant) -> bool:
+            return noise.judge(top.score, v.score, n, m.seed_std).within_noise
+
+        return _tie_text(
+            ranked, title, study, tied,
+            f"within noise of the best: the margins are below {m.rule(title)}. At this budget "
+            "the difference is within noise",
+        )
+    imgs = f" ({m.images()})" if m.n else ""
+    return (
+        f"{top.name} has the best {title}, {_score_text(top, study)}, {_pts(m.margin)} points"
+        f"{imgs} ahead of {second.name} ({_score_text(second, study)}), more than "
+        f"{m.rule(title)}: a clear winner."
     )
-    if noise is None:
-        return (
-            lead + ". Seed-to-seed noise is unknown (each configuration ran with one seed), so "
-            "a margin of this size may be noise."
-        )
-    if margin <= NOISE_FACTOR * noise:
-        return (
-            lead + f", but that is within {NOISE_FACTOR:g}× the seed-to-seed std of "
-            f"{_pts(noise)} points: no clear winner."
-        )
-    return lead + f", more than {NOISE_FACTOR:g}× the seed-to-seed std of {_pts(noise)} points."
+
+
+def _tie_text(
+    ranked: list[Variant], title: str, study: Study, tied: Callable[[Variant], bool], why: str
+) -> str:
+    names = [v for v in ranked if tied(v)]
+    return (
+        f"No clear winner (a tie in best {title}): "
+        + ", ".join(f"{v.name} {_score_text(v, study)}" for v in names)
+        + f" lie {why}."
+    )
+
+
+def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str | None:
+    """The rule that picked the configuration later stages start from, and its tie-break."""
+    if noise.is_reference(stage):
+        return ("This stage is a reference, not a candidate: nothing from it is passed on and "
+                "no trial of it is marked best.")
+    if len(ranked) < 2 or stage.best is None:
+        return None
+    top, second = ranked[0], ranked[1]
+    n = noise.val_images(top.group.trials[0], study)
+    m = noise.judge(top.score, second.score, n, seed_noise([v.group for v in ranked]))
+    rule = (
+        f"Rule for the stage's best (the configuration later stages build on): the highest "
+        f"{study.metric} at any epoch; a tie within noise is still broken by that raw value, "
+        "and exactly equal values go to the trial listed first."
+    )
+    picked = stage.best.label or "?"
+    if m.within_noise or (m.noise is None and 100 * m.margin < TIE_POINTS):
+        return (rule + f" Here it picked {picked} by that tie-break, not by a measured "
+                "difference: a later stage built on it rests on a tie.")
+    return rule + f" Here it picked {picked}."
 
 
 def _cut_sentence(stage: Stage, study: Study) -> list[str]:

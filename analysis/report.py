@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis import asha_savings, figures, optuna_figures, trial_probes
+from analysis import across, asha_savings, figures, noise, optuna_figures, trial_probes
 from analysis.conclusions import stage_conclusions
 from analysis.document import (
     Bullets,
@@ -73,7 +73,18 @@ OVERFIT_RULE = (
     "Overfitting: 'yes' when the final train−val {score} gap exceeds {gap:.2f} and val loss is "
     "rising (its minimum lies before the last {n} epochs and the final val loss is more than "
     "{pct}% above it); 'gap only' / 'val loss rising' when one holds. The best trial of each "
-    "stage (by {metric}) is marked ★ and shown in bold."
+    "stage (by {metric}) is marked ★ and shown in bold; 'won how' says whether its margin over "
+    "the runner-up is outside the noise ('clear') or a tie broken by the raw value. A reference "
+    "stage (not a candidate) has no best."
+)
+NOISE_RULE = (
+    "Noise: each val score comes from {n}. A val accuracy is a proportion of those images "
+    "(one image moves it by {one}), so each score carries a 95% Wilson interval, and a margin "
+    "below 1.96 standard errors of the difference of two proportions is reported as a tie "
+    "('within noise'); the same formula is applied to IoU with n = val images, as an "
+    "approximation (IoU is a mean over images, not a proportion). Where a configuration ran "
+    "with several seeds, a margin within 2× the seed-to-seed std is a tie as well. Macro F1 "
+    "is shown for the evaluated checkpoint only and never ranks trials, so it has no interval."
 )
 ALL_TRIALS_INTRO = (
     "Configuration shows the keys each stage compares; 'other varying' the further keys that "
@@ -108,6 +119,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     _all_trials_section(b)
     for stage in study.stages:
         _stage_section(b, stage)
+    _across_section(b)
     for ev in evals:
         _evaluation_section(b, ev)
     if len(evals) > 1:
@@ -155,6 +167,7 @@ def _header(b: ReportBuilder) -> None:
                 "what each trial trained with."
             )
         )
+    b.add(Paragraph(_noise_text(s)))
     if not s.finished:
         b.add(
             Note(
@@ -170,6 +183,16 @@ def _header(b: ReportBuilder) -> None:
                     + (" and has no trials yet." if not stage.trials else ".")
                 )
             )
+
+
+def _noise_text(s: Study) -> str:
+    sizes = sorted({n for t in s.all_trials() if (n := noise.val_images(t, s))})
+    if not sizes:
+        return NOISE_RULE.format(n="a val set of unrecorded size", one="1/n")
+    counts = " or ".join(str(n) for n in sizes)
+    return NOISE_RULE.format(
+        n=f"{counts} val images", one=f"{100 / sizes[0]:.2f} points at n = {sizes[0]}"
+    )
 
 
 def _run_settings_text(s: Study) -> str:
@@ -318,6 +341,10 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
     notes = [f"{t.name}: {n}" for t in stage.trials for n in t.notes]
     if notes:
         b.add(Note("some trials lack data: " + "; ".join(notes)))
+    for t in stage.trials:
+        warning = across.schedule_warning(t)
+        if warning:
+            b.add(Note(f"schedule that never happened: {warning}"))
     prep = preprocessing_lines(stage, b.evaluations.get(stage.name), s.trainable)
     if prep:
         b.add(Paragraph(f"Preprocessing ({stage.title}), from the trials' configuration:"))
@@ -360,13 +387,40 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
     _layer_checks_section(b, stage)
     if stage.name in b.evaluations:
         title = stage.title or stage.name
+        val = (
+            "val IoU, Dice and pixel accuracy"
+            if s.trainable == "segmentation"
+            else "val accuracy and val macro F1"
+        )
         b.add(
             Paragraph(
-                f"The best checkpoint of this stage was evaluated: its val accuracy and val "
-                f"macro F1, test metrics and architecture by part (blocks, channels, where it "
-                f"downsamples, output size of each part) are in 'Test evaluation: {title}'."
+                f"The best checkpoint of this stage was evaluated: its {val}, test metrics and "
+                f"architecture by part (blocks, channels, where it downsamples, output size of "
+                f"each part) are in 'Test evaluation: {title}'."
             )
         )
+
+
+def _across_section(b: ReportBuilder) -> None:
+    """One model per stage (C.1, C.2, B.3): the comparison happens between stages."""
+    if not across.applies(b.study):
+        return
+    b.add(Heading(2, "Across stages"))
+    b.add(
+        Paragraph(
+            "Each of these stages trained one model, so the comparison is between stages: "
+            "each stage's best trial, per data set, against the noise of its val set."
+        )
+    )
+    lines = across.answers(b.study, b.evaluations)
+    if lines:
+        b.add(Bullets(lines))
+    b.figure(
+        "across_stages",
+        "The stages' models on shared axes: val score with its 95% interval, test score, "
+        "seconds per epoch",
+        lambda p: across.shared_axes_figure(b.study, b.evaluations, p),
+    )
 
 
 def _asha_savings_section(b: ReportBuilder, stage: Stage) -> None:

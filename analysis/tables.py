@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis import noise
 from analysis.evaluation import Evaluation, confused_pairs
 from analysis.rundir import Stage, Study, Trial
 from analysis.summary import (
@@ -347,6 +348,7 @@ def summary_table(study: Study) -> Table:
         Column("budget", "budget"),
         Column("status", "status"),
         Column("best_in_stage", "best of stage", lambda v: BEST_MARK if v else ""),
+        Column("winner", "won how"),
     ]
     stage_of = {s.name: s for s in study.stages}
     best_ids = _summary_best(study, trials)
@@ -372,6 +374,7 @@ def summary_table(study: Study) -> Table:
                 budget_text(t.config, study, stage.epochs),
                 t.status if not t.reason else f"{t.status}: {t.reason}",
                 is_best,
+                noise.winner_kind(stage, study) if is_best else "",
             ]
         )
     return Table("summary", columns, rows, bold)
@@ -391,7 +394,7 @@ def stage_table(stage: Stage, study: Study) -> Table:
     feasible = [t for t in stage.trials if t.status != "infeasible"]
     keys = keys + [k for k in varying_keys(feasible) if k not in keys]
     group_of = {id(t): g for g in seed_groups(stage.trials, study) for t in g.trials}
-    best = stage_best_trial(stage, study)
+    best = None if noise.is_reference(stage) else stage_best_trial(stage, study)
     columns = [
         Column("trial", "trial"),
         Column("configuration", "configuration"),
@@ -442,7 +445,7 @@ def _summary_best(study: Study, trials: list[Trial]) -> set[int]:
     marked: set[int] = set()
     for stage in study.stages:
         rows = [t for t in trials if t.stage == stage.name and t.status != "infeasible"]
-        if not rows:
+        if not rows or noise.is_reference(stage):  # a reference is never "best"
             continue
         best = stage_best_trial(stage, study)
         if best is None or all(t is not best for t in rows):
