@@ -62,8 +62,8 @@ class Savings:
         """(ASHA's training seconds, FIFO's estimate), when every trial has epoch times."""
         if not self.rows or any(r.epoch_s is None for r in self.rows):
             return None
-        asha = sum(r.trained * r.epoch_s for r in self.rows)  # type: ignore[operator]
-        fifo = sum(r.planned * r.epoch_s for r in self.rows)  # type: ignore[operator]
+        asha = sum(r.trained * (r.epoch_s or 0.0) for r in self.rows)  # none is None (above)
+        fifo = sum(r.planned * (r.epoch_s or 0.0) for r in self.rows)
         return asha, fifo
 
 

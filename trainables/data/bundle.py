@@ -98,8 +98,9 @@ def split_pool(pool: Pool, spec: DataSpec) -> tuple[Split, Split, Split]:
     def take(idx: np.ndarray) -> Split:
         return Split(pool.train_images[idx], pool.train_targets[idx])
 
-    test = take(te) if holdout else Split(pool.test_images, pool.test_targets)
-    return take(tr), take(va), test
+    if holdout or pool.test_images is None or pool.test_targets is None:
+        return take(tr), take(va), take(te)
+    return take(tr), take(va), Split(pool.test_images, pool.test_targets)
 
 
 def load_bundle(spec: DataSpec, cache_dir: Path | None = None) -> DataBundle:

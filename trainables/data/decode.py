@@ -129,7 +129,7 @@ def warn_skipped(skipped: Sequence[str], where: str) -> None:
 def check_classes_nonempty(labels: np.ndarray, class_ids: Sequence[str], where: str) -> None:
     """DataError if a selected class has no usable image left (e.g. all files were unreadable)."""
     counts = np.bincount(labels, minlength=len(class_ids))
-    empty = [class_ids[i] for i in np.flatnonzero(counts == 0)]
+    empty = [class_ids[int(i)] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise DataError(
             f"class {preview(empty)} has no readable image in {where}; add images to its folder "

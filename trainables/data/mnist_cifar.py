@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +202,7 @@ def _image_folder_source(spec: DataSpec, native: int) -> Source:
 
     def decode() -> Pool:
         skipped: list[str] = []
-        out = []
+        out: list[tuple[Any, Any]] = []  # (images, labels); (None, None): no test split
         for samples, where in ((train, root / "train"), (test, root / "test")):
             if not samples:
                 out.append((None, None))

@@ -121,7 +121,9 @@ def decode_pairs(
     pairs: list[tuple[Path, Path]], size: tuple[int, int] | None, root: Path
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Stack all pairs; unreadable pairs are skipped and returned by name (relative to root)."""
-    images, masks, skipped = [], [], []
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    skipped: list[str] = []
     for render, ground in pairs:
         try:
             image, mask = load_pair(render, ground, size)

@@ -219,7 +219,7 @@ def tiny_imagenet_source(spec: DataSpec) -> Source:
 
     def decode() -> Pool:
         skipped: list[str] = []
-        arrays = []
+        arrays: list[tuple[Any, Any]] = []  # (images, labels); (None, None): no test split
         for samples, where in ((train, root / "train"), (test, root / "val" / "images")):
             if not samples:
                 arrays.append((None, None))
