@@ -105,10 +105,6 @@ def stage_status(record: dict, index: int) -> str | None:
 
 
 # When to send the signal: a predicate over the run, polled every 20 ms.
-def at_ray_start(run: Run, log: Path) -> bool:
-    return "data:" in log.read_text()
-
-
 def at_trial_start(run: Run, log: Path) -> bool:
     return any((run.run_dir / "first").glob("R-*_*"))
 
@@ -123,12 +119,23 @@ def between_stages(run: Run, log: Path) -> bool:
 
 
 def at_evaluation(run: Run, log: Path) -> bool:
-    done = [run.epochs("second", label) for label in LABELS["second"]]
-    return all(e and e[0] == list(range(1, EPOCHS + 1)) for e in done)
+    """The last stage's trials are recorded, the stage is not finished: its best trial's test
+    evaluation (a Ray task) and the stage's timeline are under way."""
+    stages = run.record().get("stages") or []
+    trials = stages[1]["trials"] if len(stages) > 1 else []
+    return stages[1]["status"] == "running" and len(trials) == len(LABELS["second"])
+
+
+def after_ray_start_began(run: Run, log: Path) -> bool:
+    """Half a second after the data line: ray.init is starting Ray's processes."""
+    if "data:" not in log.read_text():
+        return False
+    time.sleep(0.5)
+    return True
 
 
 MOMENTS: list[tuple[str, Callable[[Run, Path], bool], signal.Signals]] = [
-    ("Ray start-up", at_ray_start, signal.SIGTERM),
+    ("Ray start-up", after_ray_start_began, signal.SIGTERM),
     ("trial start", at_trial_start, signal.SIGINT),
     ("mid-trial", mid_trial, signal.SIGTERM),
     ("between stages", between_stages, signal.SIGINT),
