@@ -411,22 +411,23 @@ def error_line(trial: TrialRecord) -> str:
     return (reason.splitlines()[-1:] or ["(no message)"])[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    interrupts.install()
-    try:
-        code = parse_and_run(argv)
-    except (KeyboardInterrupt, Interrupted):
-        code = 130
-    except Exception:
-        # After a stop, Ray's processes die with the process group: what fails then (a lost
-        # worker, a dead GCS) is the stop's doing, not an error of the study.
-        if not interrupts.requested():
-            raise
-        code = 130
-    if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    return code
+def main(argv: list[str] | None = None, *, as_command: bool = False) -> int:
+    """`as_command`: this process is the command; its stop handlers stay to the very end."""
+    with interrupts.handled(restore=not as_command):
+        try:
+            code = parse_and_run(argv)
+        except (KeyboardInterrupt, Interrupted):
+            code = 130
+        except Exception:
+            # After a stop, what fails on the way out (a worker that was stopping, a closed
+            # connection) is the stop's doing, not an error of the study.
+            if not interrupts.requested():
+                raise
+            code = 130
+        if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        return code
 
 
 def parse_and_run(argv: list[str] | None) -> int:
@@ -453,4 +454,4 @@ def exit_quietly(code: int) -> None:
 
 
 if __name__ == "__main__":
-    exit_quietly(main())
+    exit_quietly(main(as_command=True))
