@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,8 +53,26 @@ def _stop(signum: int, frame: Any) -> None:
 def install() -> None:
     """SIGINT and SIGTERM stop the driver as a KeyboardInterrupt, recorded first. Called at
     start-up and again after ray.init (whose own SIGTERM handler is a bare sys.exit(15))."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (and only it receives signals)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop_via_sigint)
+
+
+@contextlib.contextmanager
+def handled(restore: bool = True) -> Iterator[None]:
+    """One command's span: earlier stops forgotten, our handlers installed, and the caller's
+    put back afterwards (tests call main() in their own process) when `restore`."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = restore and threading.current_thread() is threading.main_thread()
+    reset()
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            if restore and handler is not None:
+                signal.signal(sig, handler)
 
 
 def _stop_via_sigint(signum: int, frame: Any) -> None:

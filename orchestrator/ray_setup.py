@@ -110,16 +110,22 @@ def sigterm_held_from_ray() -> Iterator[None]:
     With SIGTERM blocked in them, only the driver acts on it (as on Ctrl-C): Tune saves, stops
     the trials, and Ray is shut down at exit. A signal mask survives fork and exec, so the
     children inherit it from this thread; the driver's own SIGTERM, held while Ray starts, is
-    delivered when the mask is put back.
+    delivered to the driver's handler of before ray.init when the mask is put back.
     """
     import signal
 
     held = hasattr(signal, "pthread_sigmask")
+    before = signal.getsignal(signal.SIGTERM)
     if held:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         yield
     finally:
+        # ray.init put in its own SIGTERM handlers (Python's sys.exit(15), then its core's C
+        # stack dump that ends in abort()): the one from before comes back first, so that a
+        # SIGTERM held while Ray started reaches it when the mask is lifted.
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
         if held:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
@@ -217,7 +223,7 @@ def gcs_verdict(address: str, timeout_s: float) -> str | None:
         return f"no answer within {timeout_s:g} s (an unreachable host, or a firewall)"
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return f"a gRPC service answers, but not a Ray GCS ({details})"
-    return f"no Ray GCS answers there ({details.rpartition('last error: ')[2] or code.name})"
+    return f"no Ray head answers there ({details.rpartition('last error: ')[2] or code.name})"
 
 
 def check_resources(cpus: float, gpus: float, joined: bool) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator import interrupts, ray_setup
 from orchestrator.interrupts import Interrupted
 from orchestrator.lock import LOCK_FILE, RunLock
-from orchestrator.records import STUDY_FILE, StudyFile
+from orchestrator.records import STUDY_FILE, StudyFile, read_study
 from orchestrator.stages import RunContext, run_stage, validate_stages
 from orchestrator.storage_check import (
     SHARED_STORAGE_FIX,
@@ -47,6 +47,7 @@ SMOKE = {"epochs": 1, "max_batches": 2, "batch_size": 32}
 BUDGETS: dict[str, dict[str, Any]] = {"quick": {"image_size": 32, "epochs": 2}}
 INTERRUPTED = "interrupted: run the same command again to resume"
 TRIALS_FAILED = 3  # the study finished, but some trial ended in an error
+NAME_MAX = 255  # bytes in one folder name (ext4, xfs, APFS, NTFS in UTF-16 units)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,7 +137,7 @@ def number(kind: type, minimum: float, strict: bool = False, maximum: float | No
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"{text} must be {bound}")
         if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
+            raise argparse.ArgumentTypeError(f"{text} must be <= {kind(maximum)}")
         return value
 
     return parse
@@ -148,6 +149,13 @@ def run_directory(storage: Location, name: str) -> Location:
         raise StudyError(
             f"--name {name!r} must be a plain folder name (no '/', not '.' or '..'), e.g. "
             "--name activations_seed1"
+        )
+    # A folder name holds 255 bytes; --fresh adds '.old-YYYYmmdd-HHMMSS-N' to it.
+    if len(os.fsencode(name)) > NAME_MAX - len(".old-20261205-070000-99"):
+        raise StudyError(
+            f"--name is {len(os.fsencode(name))} bytes long; a run folder's name holds at most "
+            f"{NAME_MAX - len('.old-20261205-070000-99')} (file systems allow {NAME_MAX}, and "
+            "--fresh adds '.old-<time>'); pick a shorter name"
         )
     if storage.remote:
         return storage.join(name)
@@ -245,7 +253,7 @@ def check_requests(args: argparse.Namespace) -> None:
 def run_study(study: Study, args: argparse.Namespace) -> int:
     check_requests(args)
     storage = Location(args.storage)
-    location = run_directory(storage, args.name or study.name)
+    location = run_directory(storage, study.name if args.name is None else args.name)
     overrides = {**BUDGETS.get(args.budget or "", {}), **parse_overrides(args.set)}
     warn_shadowed(study, parse_overrides(args.set))
     validate_stages(study, overrides)  # the study's own values first; then --smoke's
@@ -309,6 +317,7 @@ def run_locked(
     overrides: dict,
 ) -> int:
     header = study_header(study, args, overrides)
+    refuse_other_study(run_dir, study.name)
     journal = StudyFile.open(run_dir, header, location)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.seed)
     ctx = RunContext(
@@ -336,6 +345,21 @@ def run_locked(
         flush=True,
     )
     return errored_trials_exit(journal.record)
+
+
+def refuse_other_study(run_dir: Path, name: str) -> None:
+    """A run directory holding another study is not resumed as this one, even when the two
+    plans are the same: study.json would keep the other's name and its results would pass
+    for this study's."""
+    path = run_dir / STUDY_FILE
+    if not path.is_file():
+        return
+    recorded = read_study(path).study
+    if recorded != name:
+        raise StudyError(
+            f"{run_dir} holds study {recorded!r}, not {name!r}: give this study its own "
+            f"folder (--name {name}), or run {recorded!r}'s own file to resume it"
+        )
 
 
 def start_ray_once(args: argparse.Namespace, resources: Resources, location: Location) -> None:
@@ -387,22 +411,23 @@ def error_line(trial: TrialRecord) -> str:
     return (reason.splitlines()[-1:] or ["(no message)"])[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    interrupts.install()
-    try:
-        code = parse_and_run(argv)
-    except (KeyboardInterrupt, Interrupted):
-        code = 130
-    except Exception:
-        # After a stop, Ray's processes die with the process group: what fails then (a lost
-        # worker, a dead GCS) is the stop's doing, not an error of the study.
-        if not interrupts.requested():
-            raise
-        code = 130
-    if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    return code
+def main(argv: list[str] | None = None, *, as_command: bool = False) -> int:
+    """`as_command`: this process is the command; its stop handlers stay to the very end."""
+    with interrupts.handled(restore=not as_command):
+        try:
+            code = parse_and_run(argv)
+        except (KeyboardInterrupt, Interrupted):
+            code = 130
+        except Exception:
+            # After a stop, what fails on the way out (a worker that was stopping, a closed
+            # connection) is the stop's doing, not an error of the study.
+            if not interrupts.requested():
+                raise
+            code = 130
+        if code == 130 or interrupts.requested():  # a stop a library caught is still a stop
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        return code
 
 
 def parse_and_run(argv: list[str] | None) -> int:
@@ -429,4 +454,4 @@ def exit_quietly(code: int) -> None:
 
 
 if __name__ == "__main__":
-    exit_quietly(main())
+    exit_quietly(main(as_command=True))

@@ -116,6 +116,11 @@ class Study:
 
 def load_study(path: str | Path) -> Study:
     """Execute a study file and return its validated `study` object."""
+    if not str(path).strip():
+        raise StudyError(
+            f"study file {str(path)!r} is empty; give a study file, e.g. "
+            f"search_spaces/activations.py{_examples_hint()}"
+        )
     path = Path(path)
     if path.is_dir():
         raise StudyError(

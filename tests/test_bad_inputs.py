@@ -453,6 +453,265 @@ def with_data(tmp: Path, *args: str) -> int:
                         val_per_class=2)
     return study(*args)(tmp)
 
+# --- issue 21: the second adversarial pass ------------------------------------------------------
+# Each row was run on the code before issue 21 too (its report has the table: before -> after).
+
+
+def mnist_study(tmp: Path, damage: Callable[[Path], object]) -> int:
+    """A runnable MNIST study whose idx files `damage(raw_dir)` then spoils."""
+    from trainables.data import write_mnist
+
+    write_mnist(tmp / "data", train_per_class=4, test_per_class=2)
+    damage(tmp / "data" / "MNIST" / "raw")
+    return study(base=with_base(dataset="mnist"))(tmp)
+
+
+def _rewrite(path: Path, edit: Callable[[bytes], bytes]) -> None:
+    path.write_bytes(edit(path.read_bytes()))
+
+
+def bad_magic(raw: Path) -> None:
+    _rewrite(raw / "train-images-idx3-ubyte", lambda b: b"\x1f\x8b\x08\x03" + b[4:])
+
+
+def truncated_labels(raw: Path) -> None:
+    _rewrite(raw / "train-labels-idx1-ubyte", lambda b: b[: len(b) // 2])
+
+
+def truncated_header(raw: Path) -> None:
+    _rewrite(raw / "t10k-images-idx3-ubyte", lambda b: b[:6])
+
+
+def empty_idx(raw: Path) -> None:
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"")
+
+
+def fewer_labels(raw: Path) -> None:
+    from trainables.data.idx import write_idx
+
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(3, np.uint8))
+
+
+def tiny_imagenet_without(tmp: Path, name: str) -> int:
+    from trainables.data import write_tiny_imagenet
+
+    folder = tmp / "data" / "tiny-imagenet-200"
+    write_tiny_imagenet(folder, n_classes=2, train_per_class=4, val_per_class=2)
+    (folder / name).unlink()
+    return study()(tmp)
+
+
+def tiny_imagenet_empty_wnids(tmp: Path) -> int:
+    from trainables.data import write_tiny_imagenet
+
+    folder = tmp / "data" / "tiny-imagenet-200"
+    write_tiny_imagenet(folder, n_classes=2, train_per_class=4, val_per_class=2)
+    (folder / "wnids.txt").write_text("\n")
+    return study()(tmp)
+
+
+def serve(tmp: Path, answer: bytes | None) -> int:
+    """A TCP server on 127.0.0.1 that sends `answer` to each client (None: stays silent)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if answer is not None:
+                conn.sendall(answer)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        started = time.monotonic()
+        code = study("--address", f"127.0.0.1:{port}")(tmp)
+        assert time.monotonic() - started < 30, "the address check took too long"
+        return code
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def fresh_on_live_run(tmp: Path) -> int:
+    import socket
+
+    run_dir = tmp / "runs" / "bad"
+    run_dir.mkdir(parents=True)
+    (run_dir / "study.json").write_text("{}")
+    owner = {"pid": os.getppid(), "host": socket.gethostname(), "since": "now"}
+    (run_dir / ".archsweep.lock").write_text(json.dumps(owner))
+    code = study("--fresh")(tmp)
+    assert (run_dir / "study.json").is_file(), "the live run's folder was moved"
+    return code
+
+
+def fresh_twice_in_one_second(tmp: Path) -> int:
+    from trainables.storage import Location
+
+    run_dir = tmp / "runs" / "bad"
+    for n in range(2):
+        run_dir.mkdir(parents=True)
+        (run_dir / "study.json").write_text(str(n))
+        run.fresh_start(Location(str(run_dir)))
+    kept = sorted(p.read_text() for p in run_dir.parent.glob("bad.old-*/study.json"))
+    assert kept == ["0", "1"], kept
+    return study()(tmp)  # then the run itself: no data here, exit 2 naming --data-root
+
+
+def other_study_in_folder(tmp: Path) -> int:
+    """runs/bad holds study 'first'; a study named 'bad' with the same plan must not adopt it."""
+    run_dir = tmp / "runs" / "bad"
+    run_dir.mkdir(parents=True)
+    record = {"format": 2, "study": "first", "trainable": "classification",
+              "metric": "val_acc", "mode": "max", "status": "finished", "stages": []}
+    (run_dir / "study.json").write_text(json.dumps(record))
+    return study()(tmp)
+
+
+def report_into_live_run(tmp: Path) -> int:
+    import socket
+
+    run_dir = report_run(tmp)
+    owner = {"pid": os.getppid(), "host": socket.gethostname(), "since": "now"}
+    (run_dir / ".archsweep.lock").write_text(json.dumps(owner))
+    code = report.main([str(run_dir)])
+    assert not (run_dir / "report").exists(), "the report wrote into a live run"
+    return code
+
+
+def report_twice_keeps_user_files(tmp: Path) -> int:
+    run_dir, out = report_run(tmp), tmp / "R"
+    assert report.main([str(run_dir), "--out", str(out)]) == 0
+    mine = {out / "figures" / "my_plot.png": "p", out / "tables" / "my_table.csv": "t",
+            out / "notes.md": "n"}
+    for path, text in mine.items():
+        path.write_text(text)
+    code = report.main([str(run_dir), "--out", str(out)])
+    lost = [p.name for p, text in mine.items() if not p.is_file() or p.read_text() != text]
+    assert not lost, f"the second report deleted {lost}"
+    return code
+
+
+def replay_without_data(tmp: Path) -> int:
+    from orchestrator.replay import main as replay_main
+
+    run_dir = report_run(tmp)
+    record = json.loads((run_dir / "study.json").read_text())
+    record["data"]["data_root"] = str(tmp / "gone")
+    (run_dir / "study.json").write_text(json.dumps(record))
+    empty = tmp / "empty"
+    empty.mkdir()
+    label = first_trial(record)["label"]
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        return replay_main([str(run_dir), label, "--data-root", str(empty), "--out",
+                            str(tmp / "o")])
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
+def replay_into_live_run(tmp: Path) -> int:
+    import socket
+
+    from orchestrator.replay import main as replay_main
+
+    run_dir = report_run(tmp)
+    owner = {"pid": os.getppid(), "host": socket.gethostname(), "since": "now"}
+    (run_dir / ".archsweep.lock").write_text(json.dumps(owner))
+    record = json.loads((run_dir / "study.json").read_text())
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:  # replay hides CUDA from the process it runs in; this is the test's process
+        code = replay_main([str(run_dir), first_trial(record)["label"]])
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+    assert not (run_dir / "replays").exists(), "the replay wrote into a live run"
+    return code
+
+
+def space(dimension: str) -> Callable[[Path], int]:
+    return study(stages=stage_space(f'{{"lr": {dimension}}}'))
+
+
+CASES += [
+    # CLI numbers: nan compares false with every bound (it hung Ray), inf, bool, range
+    ("cli21-cpus-nan", study("--cpus-per-trial", "nan"), 2, "'nan' is not a finite number"),
+    ("cli21-gpus-nan", study("--gpus-per-trial", "nan"), 2, "'nan' is not a finite number"),
+    ("cli21-cpus-inf", study("--cpus-per-trial", "inf"), 2, "'inf' is not a finite number"),
+    ("cli21-gpus-inf", study("--gpus-per-trial", "inf"), 2, "'inf' is not a finite number"),
+    ("cli21-cpus-minus-inf", study("--cpus-per-trial=-inf"), 2, "is not a finite number"),
+    ("cli21-cpus-overflow", study("--cpus-per-trial", "1e400"), 2, "is not a finite number"),
+    ("cli21-cpus-bool", study("--cpus-per-trial", "True"), 2, "'True' is not a number"),
+    ("cli21-max-concurrent-nan", study("--max-concurrent", "nan"), 2, "is not an integer"),
+    ("cli21-max-concurrent-fraction", study("--max-concurrent", "1.5"), 2, "is not an integer"),
+    ("cli21-seed-negative", study("--seed=-1"), 2, "-1 must be >= 0"),
+    ("cli21-seed-too-big", study("--seed", str(2**32)), 2, "must be <= 4294967295"),
+    ("cli21-seed-nan", study("--seed", "nan"), 2, "'nan' is not an integer"),
+    ("cli21-gpus-fraction-above-1", study("--gpus-per-trial", "1.5"), 2, "whole number of GPUs"),
+    ("cli21-cpus-below-ray-unit", study("--cpus-per-trial", "1e-9"), 2, "resource unit 0.0001"),
+    # names and paths
+    ("cli21-name-too-long", study("--name", "x" * 300), 2, "--name is 300 bytes long"),
+    ("cli21-name-empty", study("--name", ""), 2, "must be a plain folder name"),
+    ("cli21-study-file-empty-path", lambda tmp: run.main(["", *common_args(tmp)]), 2,
+     "study file '' is empty"),
+    ("cli21-study-file-is-json", study(source='{"study": 1}\n'), 2, "must define `study"),
+    # search spaces with nothing to try
+    ("space21-choice-empty", space("tune.choice([])"), 2, "tune.choice([]) has no choices"),
+    ("space21-randint-empty", space("tune.randint(3, 3)"), 2, "holds no integer"),
+    ("space21-randint-reversed", space("tune.randint(5, 2)"), 2, "holds no integer"),
+    ("space21-lograndint-empty", space("tune.lograndint(1, 1)"), 2, "holds no integer"),
+    ("space21-uniform-reversed", space("tune.uniform(0.5, 0.1)"), 2, "is empty or not finite"),
+    ("space21-grid-empty", space("tune.grid_search([])"), 2, "tune.grid_search([]) has no value"),
+    ("space21-optuna-choice-empty",
+     study(stages='[Stage("s1", search="optuna", num_samples=2, '
+                  'space={"lr": tune.choice([])})]'), 2, "has no choices"),
+    # addresses: within seconds, never Ray's endless "Failed to connect to GCS"
+    ("addr21-http-server", lambda tmp: serve(tmp, b"HTTP/1.1 200 OK\r\n\r\nhello"), 2,
+     "no Ray head answers"),
+    ("addr21-silent-server", lambda tmp: serve(tmp, None), 2, "--address 127.0.0.1:"),
+    ("addr21-no-port", study("--address", "127.0.0.1"), 2, "must be HOST:PORT"),
+    ("addr21-port-out-of-range", study("--address", "127.0.0.1:99999"), 2, "port 1-65535"),
+    ("addr21-no-host", study("--address", ":6379"), 2, "must be HOST:PORT"),
+    ("addr21-unknown-host", study("--address", "nosuchhost.invalid:6379"), 2,
+     "no Ray head answers"),
+    # data errors named with the file, the cause and the fix
+    ("data21-mnist-bad-magic", lambda tmp: mnist_study(tmp, bad_magic), 2, "magic number"),
+    ("data21-mnist-truncated-labels", lambda tmp: mnist_study(tmp, truncated_labels), 2,
+     "train-labels-idx1-ubyte is truncated"),
+    ("data21-mnist-truncated-header", lambda tmp: mnist_study(tmp, truncated_header), 2,
+     "t10k-images-idx3-ubyte"),
+    ("data21-mnist-empty-file", lambda tmp: mnist_study(tmp, empty_idx), 2, "empty file"),
+    ("data21-mnist-label-count", lambda tmp: mnist_study(tmp, fewer_labels), 2,
+     "but train-labels-idx1-ubyte 3 labels"),
+    ("data21-tin-no-wnids", lambda tmp: tiny_imagenet_without(tmp, "wnids.txt"), 2,
+     "has train/ but not the class list wnids.txt"),
+    ("data21-tin-empty-wnids", tiny_imagenet_empty_wnids, 2, "lists no class"),
+    # the run lock
+    ("lock21-fresh-on-live-run", fresh_on_live_run, 2, "another run (pid"),
+    ("lock21-fresh-twice-one-second", fresh_twice_in_one_second, 2, "--data-root"),
+    ("lock21-other-study-same-folder", other_study_in_folder, 2, "holds study 'first'"),
+    ("lock21-report-into-live-run", report_into_live_run, 2, "report when it has finished"),
+    ("lock21-replay-into-live-run", replay_into_live_run, 2, "replay into another folder"),
+    # report and replay
+    ("report21-twice-keeps-user-files", report_twice_keeps_user_files, 0, "report written"),
+    ("replay21-data-missing", replay_without_data, 2, "the run's data must be readable"),
+]
+
+
 # Cases whose check needs the cluster's resources (Ray is up when they are refused).
 NEEDS_RAY = {"cli-cpus-beyond-machine", "cli-gpus-without-gpu"}
 

@@ -61,18 +61,22 @@ def finished_run(
     return root / "runs" / "replay", data, cache
 
 
-def replay(run_dir: Path, data: Path, cache: Path, *args: str) -> dict:
-    """Replay in a fresh process (as a user would), asserting Ray was never imported."""
+def replay(run_dir: Path, data: Path | None, cache: Path, *args: str) -> dict:
+    """Replay in a fresh process (as a user would), asserting Ray was never imported. With
+    `data` None the replay gets no --data-root, and $ARCHSWEEP_DATA names an empty folder."""
     out = run_dir / "replays" / "-".join(a.strip("-") for a in args)
+    root = ["--data-root", str(data)] if data is not None else []
     code = (
         "import sys\n"
         "from orchestrator.replay import main\n"
-        f"rc = main([{str(run_dir)!r}, *{list(args)!r}, '--data-root', {str(data)!r}, "
+        f"rc = main([{str(run_dir)!r}, *{list(args)!r}, *{root!r}, "
         f"'--out', {str(out)!r}])\n"
         "assert 'ray' not in sys.modules, 'replay imported Ray'\n"
         "sys.exit(rc)\n"
     )
     env = {**os.environ, "ARCHSWEEP_CACHE": str(cache)}
+    if data is None:
+        env["ARCHSWEEP_DATA"] = str(run_dir.parent / "no_data_here")
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
     )
@@ -166,3 +170,16 @@ def test_run_dir_without_study_json(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert replay_main([str(tmp_path), "P-A"]) == 2
     assert "study.json" in capsys.readouterr().err
+
+
+def test_replay_reads_the_data_root_and_threads_the_run_recorded(
+    finished_run: tuple[Path, Path, Path],
+) -> None:
+    """No --data-root: study.json's data block says where the run read its data (was: a
+    download attempt, then a DataError traceback); --threads follows the trial's CPUs."""
+    run_dir, data, cache = finished_run
+    record = json.loads((run_dir / "study.json").read_text())
+    assert record["data"]["data_root"] == str(data.absolute())
+    summary = replay(run_dir, None, cache, "P-A", "--epochs", "1")
+    assert summary["threads"] == 1  # --cpus-per-trial 1
+    assert_matches(summary["epochs"][0])
