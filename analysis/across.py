@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis import noise
 from analysis.answers import Reading, pair_verdict, reading
-from analysis.evaluation import Evaluation
+from analysis.evaluation import Evaluation, degenerate_output
 from analysis.figures import colours, save, study_budget
 from analysis.rundir import Stage, Study, Trial, finite
 from analysis.summary import seed_groups, stage_best_trial, task_metrics
@@ -92,6 +92,9 @@ def row_text(r: Row, score: str) -> str:
         bits.append(f"{r.infer_ms:.2f} ms/image inference")
     if r.trial.params is not None:
         bits.append(f"{r.trial.params:,} parameters")
+    collapsed = degenerate_output(r.ev) if r.ev is not None else None
+    if collapsed:
+        bits.append(f"degenerate output: {collapsed.rstrip('.')}")
     who = r.name if r.trial.name == r.name else f"{r.name} ({r.trial.name})"
     return f"{who}: " + ", ".join(bits)
 
