@@ -18,10 +18,10 @@ import numpy as np
 
 from analysis import noise
 from analysis.answers import Reading, pair_verdict, reading
-from analysis.evaluation import Evaluation
+from analysis.evaluation import Evaluation, degenerate_output
 from analysis.figures import colours, save, study_budget
 from analysis.rundir import Stage, Study, Trial, finite
-from analysis.summary import seed_groups, stage_best_trial, task_metrics
+from analysis.summary import GAP_THRESHOLD, seed_groups, stage_best_trial, task_metrics
 
 REGULARIZERS = ("dropout", "weight_decay")
 
@@ -92,6 +92,9 @@ def row_text(r: Row, score: str) -> str:
         bits.append(f"{r.infer_ms:.2f} ms/image inference")
     if r.trial.params is not None:
         bits.append(f"{r.trial.params:,} parameters")
+    collapsed = degenerate_output(r.ev) if r.ev is not None else None
+    if collapsed:
+        bits.append(f"degenerate output: {collapsed.rstrip('.')}")
     who = r.name if r.trial.name == r.name else f"{r.name} ({r.trial.name})"
     return f"{who}: " + ", ".join(bits)
 
@@ -104,7 +107,7 @@ def answers(study: Study, evals: dict[str, Evaluation]) -> list[str]:
         if len(rows) < 2:
             continue
         ranked = sorted(rows, key=lambda r: r.read.best or 0.0, reverse=True)
-        out.append(f"{dataset}: " + "; ".join(row_text(r, score) for r in ranked) + ".")
+        out += [f"{dataset}, {row_text(r, score)}." for r in ranked]
         out.append(pair_verdict(ranked[0].read, ranked[1].read, study,
                                 f"{dataset}, best model") + ".")
         fastest = min((r for r in rows if r.read.sec_per_epoch), default=None,
@@ -130,12 +133,21 @@ def _regularized(rows: list[Row], study: Study) -> list[str]:
             if reg.gap is None or p.gap is None:
                 gaps = "no test score for a train-test gap"
             else:
-                smaller = "smaller" if reg.gap < p.gap else "not smaller"
                 gaps = (f"train−test gap {100 * reg.gap:+.1f} points with {what} against "
-                        f"{100 * p.gap:+.1f} without, so regularization leaves a {smaller} gap")
+                        f"{100 * p.gap:+.1f} without, " + _gap_reading(reg.gap, p.gap))
             out.append(f"Regularized vs not ({reg.name} vs {p.name}): {gaps}; "
                        + pair_verdict(reg.read, p.read, study, "val score") + ".")
     return out
+
+
+def _gap_reading(reg: float, plain: float) -> str:
+    """What the two gaps say about regularization, by the report's overfitting threshold."""
+    if plain <= GAP_THRESHOLD:
+        return (f"so the unregularized model does not overfit (gap ≤ {GAP_THRESHOLD:.2f}): at "
+                "this budget there is no gap for regularization to close")
+    if reg < plain:
+        return f"so regularization closes {100 * (plain - reg):.1f} points of the gap"
+    return "so regularization does not reduce the gap here"
 
 
 def _same_model(a: Row, b: Row) -> bool:

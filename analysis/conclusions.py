@@ -87,6 +87,7 @@ def stage_conclusions(stage: Stage, study: Study) -> list[str]:
     passed = pass_on_sentence(stage, study, ranked)
     if passed:
         out.append(passed)
+    out += inherited_ties(stage, study)
     out += section_answers(stage, study)
     out += _cut_sentence(stage, study)
     out.append(_convergence_sentence(stage, study, title))
@@ -165,6 +166,29 @@ def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str |
         return (rule + f" Here it picked {picked} by that tie-break, not by a measured "
                 "difference: a later stage built on it rests on a tie.")
     return rule + f" Here it picked {picked}."
+
+
+def inherited_ties(stage: Stage, study: Study) -> list[str]:
+    """Earlier stages whose pick this stage starts from (their compared values are in this
+    stage's constants) although that pick was only a tie-break within noise."""
+    base = (stage.plan or {}).get("base") or {}
+    out = []
+    for earlier in study.stages[: study.stages.index(stage)]:
+        best = earlier.best
+        if best is None or not earlier.compare or noise.is_reference(earlier):
+            continue
+        picked = {k: best.config.get(k) for k in earlier.compare}
+        if any(k not in base or base[k] != v for k, v in picked.items()):
+            continue
+        m = noise.stage_margin(earlier, study)
+        if m is not None and m.within_noise:
+            values = ", ".join(f"{k}={v}" for k, v in picked.items())
+            out.append(
+                f"This stage trains with {values}, the pick of {earlier.title or earlier.name} "
+                f"({best.label}), which won there only by the tie-break within noise: that "
+                "setting was not chosen by a measured difference."
+            )
+    return out
 
 
 def _cut_sentence(stage: Stage, study: Study) -> list[str]:

@@ -88,3 +88,41 @@ def confused_pairs(ev: Evaluation, top: int = 10) -> list[tuple[str, str, int]]:
     pairs = [p for p in pairs if p[2] > 0]
     pairs.sort(key=lambda p: -p[2])
     return pairs[:top]
+
+
+def degenerate_output(ev: Evaluation) -> str | None:
+    """A collapsed model, said in words: a constant mask, or one class for every test image.
+
+    Segmentation: 'rock everywhere' when the metrics say so (IoU equals pixel accuracy, which
+    holds exactly when every pixel is predicted rock) and every sample mask agrees; 'no rock'
+    when IoU and Dice are 0 and every sample mask is empty. Classification: one column of the
+    confusion matrix holds every prediction.
+    """
+    if ev.task == "segmentation":
+        return _constant_mask(ev)
+    cm = ev.confusion_matrix
+    if cm is None or cm.sum() == 0:
+        return None
+    used = np.flatnonzero(cm.sum(axis=0))
+    if len(used) != 1:
+        return None
+    name = class_name(ev, int(used[0]))
+    return (f"the model predicts one class, {name!r}, for all {int(cm.sum())} test images: "
+            "its accuracy is that class's share of the test set, not a learned ranking.")
+
+
+def _constant_mask(ev: Evaluation) -> str | None:
+    m = ev.metrics
+    iou, acc, dice = m.get("test_iou"), m.get("test_pixel_acc"), m.get("test_dice")
+    masks = ev.arrays.get("sample_masks_pred")
+    if iou is None or acc is None or masks is None or len(masks) == 0:
+        return None
+    flat = masks.reshape(len(masks), -1).astype(bool)
+    if flat.all() and abs(iou - acc) < 1e-6:
+        return (f"the model predicts rock on every pixel (test IoU = pixel accuracy = "
+                f"{iou:.3f}, the share of rock pixels; every sample mask is all rock): it has "
+                "not learned to segment.")
+    if not flat.any() and iou == 0 and (dice or 0) == 0:
+        return (f"the model predicts no rock pixel at all (test IoU 0, pixel accuracy "
+                f"{acc:.3f} = the share of background): it has not learned to segment.")
+    return None

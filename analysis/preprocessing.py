@@ -80,18 +80,26 @@ def augment_text(augment: dict[str, Any] | None, image_size: Any) -> str:
     )
 
 
-def normalize_text(facts: dict[str, Any]) -> str:
+def normalize_text(facts: dict[str, Any], encoder: bool = False) -> str:
+    """Where the mean/std came from: a pretrained encoder keeps the normalization it was trained
+    with (trainables/loop.encoder_normalization), so its U-Net does not use its own split's."""
     mean, std = facts.get("mean"), facts.get("std")
+    numbers = ""
     if mean and std:
         fmt = ", ".join
-        return (
-            "Normalization: per channel, with the train split's mean ("
-            + fmt(f"{float(m):.3f}" for m in mean)
-            + ") and std ("
-            + fmt(f"{float(s):.3f}" for s in std)
-            + "), as stored in the evaluated checkpoint."
+        numbers = (
+            " (mean " + fmt(f"{float(m):.3f}" for m in mean)
+            + "; std " + fmt(f"{float(s):.3f}" for s in std)
+            + ", as stored in the evaluated checkpoint)"
         )
-    return "Normalization: per channel, with the train split's mean and std."
+    if encoder:
+        return (
+            "Normalization: per channel, with the pretrained encoder's training mean and std"
+            + numbers + ": the classifier's data statistics, which its features expect, not "
+            "this data set's own."
+        )
+    split = f"the {facts['dataset']} train split" if facts.get("dataset") else "the train split"
+    return f"Normalization: per channel, with {split}'s mean and std{numbers}."
 
 
 def preprocessing_lines(stage: Stage, ev: Evaluation | None, task: str) -> list[str]:
@@ -112,5 +120,6 @@ def preprocessing_lines(stage: Stage, ev: Evaluation | None, task: str) -> list[
         lines.append(who + resize_text(size, facts, task))
         lines.append(who + augment_text(augment, size))
     if lines:
-        lines.append(normalize_text(facts))
+        encoder = any(t.config.get("encoder_checkpoint") for t in stage.trials)
+        lines.append(normalize_text(facts, encoder))
     return lines

@@ -11,6 +11,7 @@ Unlike the report, this builds models (CPU, a few seconds); it reads no experime
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def weight_variance_figure(out: Path, samples: int = 32, seed: int = 0) -> dict[
     return {"control_std": float(control.std()), "doubled_std": float(doubled.std())}
 
 
-def gradient_figure(out: Path, seed: int = 0) -> list[tuple[str, float]]:
+def gradient_figure(out: Path, seed: int = 0) -> list[tuple[str, float, int]]:
+    """Per-layer weight-gradient norms after one backward(), with each layer's weight count."""
     torch.manual_seed(seed)
     model = GradientDepthNet()
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
@@ -82,7 +84,32 @@ def gradient_figure(out: Path, seed: int = 0) -> list[tuple[str, float]]:
     # As the report's figures: cropped, data areas recorded in the PNG, budget stated.
     figures.save(fig, out, budget=f"Budget: no training; one backward() of 16 N(0, 1) inputs of "
                  f"3x8x8, seed {seed}")
-    return norms
+    sizes = [m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    # conv1..conv6 as on the figure's axis (the module names are layers.0, layers.2, ...).
+    return [(f"conv{i + 1}", norm, size) for i, ((_, norm), size) in
+            enumerate(zip(norms, sizes, strict=True))]
+
+
+def gradient_explanation(norms: list[tuple[str, float, int]]) -> str:
+    """F.2 in words, from its own numbers: the step between neighbouring layers, and why the
+    first layer's drop is larger (it has 3 input channels, so far fewer weights)."""
+    steps = [b[1] / a[1] for a, b in itertools.pairwise(norms)]  # later over earlier
+    first, rest = steps[0], steps[1:]
+    (n1, _, w1), (n2, _, w2) = norms[0], norms[1]
+    text = (
+        f"From the output back to the input the gradient norm falls at every layer, but not "
+        f"geometrically: it drops {first:.1f}× from {n2} to {n1}, and only "
+        f"{min(rest):.1f}-{max(rest):.1f}× between the other neighbouring layers. "
+        f"The backward signal shrinks a little at each layer (He init scaled by 0.5 gives each "
+        f"layer a gain below 1). The big last step is partly a count: {n1} has 3 input "
+        f"channels, so {w1:,} weights against {w2:,} in {n2}, and a norm over {w2 / w1:.1f}× "
+        f"fewer entries is √{w2 / w1:.1f} = {(w2 / w1) ** 0.5:.1f}× smaller at equal "
+        f"per-weight gradients; the remaining {first / (w2 / w1) ** 0.5:.1f}× comes from the "
+        f"input each layer's weight gradient is multiplied by (the raw N(0, 1) image for {n1}, "
+        "ReLU activations with positive biases for the others). The first layer still gets "
+        "the smallest gradient: vanishing towards the input, mild at this depth."
+    )
+    return text
 
 
 def receptive_fields() -> dict[str, list[tuple[str, int, int]]]:
@@ -119,13 +146,11 @@ def write_probes(out_dir: Path) -> Path:
         "Six Conv2d/ReLU layers, output (batch, 64, 8, 8), He init scaled by 0.5 and positive "
         "biases; weight-gradient norms after one backward() of the output mean:",
         "",
-        "| layer | gradient norm |",
-        "|---|---|",
-        *[f"| {name} | {norm:.3e} |" for name, norm in norms],
+        "| layer | gradient norm | weights |",
+        "|---|---|---|",
+        *[f"| {name} | {norm:.3e} | {size:,} |" for name, norm, size in norms],
         "",
-        "Each layer back from the output multiplies the backward signal by a weight matrix of "
-        "gain below 1, so it shrinks geometrically towards the input: the first layer gets the "
-        "smallest gradient (vanishing gradients).",
+        gradient_explanation(norms),
         "",
         "![gradient norms](figures/gradient_depth.png)",
         "",

@@ -28,7 +28,7 @@ from analysis.document import (
     Paragraph,
     to_markdown,
 )
-from analysis.evaluation import Evaluation, load_evaluation
+from analysis.evaluation import Evaluation, degenerate_output, load_evaluation
 from analysis.html import to_html
 from analysis.output import ReportBuilder, prepare_out_dir
 from analysis.preprocessing import preprocessing_lines
@@ -566,6 +566,9 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
         b.add(Bullets(facts))
     for n in ev.notes:
         b.add(Note(n))
+    collapsed = degenerate_output(ev)
+    if collapsed:
+        b.add(Note(f"degenerate output: {collapsed}"))
     if ev.metrics:
         b.table(test_metrics_table([ev], name=f"test_metrics_{ev.stage}", study=b.study))
     _val_test_section(b, ev, title)

@@ -14,7 +14,7 @@ def test_doubling_layer_3_variance_widens_pooled_activations(tmp_path: Path) -> 
 
 
 def test_first_layer_gets_the_smallest_gradient(tmp_path: Path) -> None:
-    norms = [n for _, n in gradient_figure(tmp_path / "g.png")]
+    norms = [n for _, n, _ in gradient_figure(tmp_path / "g.png")]
     assert len(norms) >= 6 and norms[0] == min(norms) and norms[0] < norms[-1]
 
 
