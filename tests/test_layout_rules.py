@@ -26,8 +26,9 @@ LAYERS = {
     "benchmarks": {"analysis", "orchestrator", "search_spaces", "trainables"},
 }
 
-# The writer side the report may import: the contract, at module level, in every analysis module.
-REPORT_WRITER_IMPORTS = {"trainables.contract"}
+# The writer side the report may import, at module level, in every analysis module: the contract
+# and the run directory's layout (file names, `resolve`, Ray's result rows).
+REPORT_WRITER_IMPORTS = {"trainables.contract", "trainables.run_dir"}
 # Lazy imports (inside the one function that needs them), so a local report loads neither:
 LAZY_WRITER_IMPORTS = {
     # a run directory on S3/GCS is downloaded first (pyarrow's file systems)
@@ -179,9 +180,25 @@ def test_the_report_imports_only_the_contract_of_the_writer() -> None:
                 where = "inside a function" if imp.lazy else "at module level"
                 bad.append(f"{name}:{imp.line} imports {imp.module} {where}")
     assert not bad, (
-        "the report may import trainables.contract only (and the lazy imports listed in "
-        "tests/test_layout_rules.py):\n" + "\n".join(bad)
+        "the report may import trainables.contract and trainables.run_dir only (and the lazy "
+        "imports listed in tests/test_layout_rules.py):\n" + "\n".join(bad)
     )
+
+
+def test_the_writer_modules_the_report_imports_need_only_the_standard_library() -> None:
+    """The contract and the run directory's layout load no torch, Ray or other writer module, so
+    a report on a laptop needs neither (tests/test_report.py checks it in a fresh process)."""
+    import sys
+
+    bad = []
+    for name in sorted(REPORT_WRITER_IMPORTS):
+        path = ROOT / f"{name.replace('.', '/')}.py"
+        for imp in imports(path):
+            if imp.module not in REPORT_WRITER_IMPORTS and top(imp.module) not in (
+                sys.stdlib_module_names | {"__future__"}
+            ):
+                bad.append(f"{rel(path)}:{imp.line} imports {imp.module}")
+    assert not bad, "\n".join(bad)
 
 
 def analysis_closure(start: str) -> set[str]:
