@@ -71,6 +71,10 @@ DATASET_NAME_OK = {
 # Code that is not a data-set name checked for (users of data sets, like a study file).
 DATASET_NAME_SCOPE = ("analysis", "orchestrator", "trainables")
 
+# A trial's config takes its defaults in one place: trainables/trial_config.py's TrialConfig
+# applies trainables/config.py's `with_defaults`; the code reads the TrialConfig.
+DEFAULTS_APPLIED_BY = {"trainables/trial_config.py"}
+
 
 @dataclass(frozen=True)
 class Import:
@@ -369,8 +373,26 @@ def test_dataset_names_only_in_their_reader_module() -> None:
     )
 
 
+def test_only_the_trial_config_fills_in_the_defaults() -> None:
+    bad = [
+        f"{rel(p)}:{i.line} imports with_defaults"
+        for p in source_files(("analysis", "orchestrator", "trainables"))
+        if rel(p) not in DEFAULTS_APPLIED_BY | {"trainables/config.py"}
+        for i in imports(p)
+        if i.module == "trainables.config" and "with_defaults" in i.names
+    ]
+    assert not bad, "read it through trainables.trial_config.TrialConfig:\n" + "\n".join(bad)
+
+
 def test_the_doc_names_every_listed_exception() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text()
-    named = [*RAY_IMPORTERS, *LAZY_WRITER_IMPORTS, *NOT_THE_REPORT, *DATASET_NAME_OK]
+    named = [
+        *RAY_IMPORTERS,
+        *LAZY_WRITER_IMPORTS,
+        *NOT_THE_REPORT,
+        *DATASET_NAME_OK,
+        *DEFAULTS_APPLIED_BY,
+        *(f"{m.replace('.', '/')}.py" for m in REPORT_WRITER_IMPORTS),
+    ]
     missing = [f for f in named if f"`{f}`" not in doc]
     assert not missing, f"docs/architecture.md does not name: {missing}"
