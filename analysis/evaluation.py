@@ -12,6 +12,7 @@ import numpy as np
 
 from analysis.rundir import resolve
 from trainables.contract import EvaluationRecord, RecordError
+from trainables.run_dir import EVALUATION_FOLDER
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Evaluation(EvaluationRecord):
 
 def load_evaluation(root: Path, stage: str, rel_path: str, trainable: str) -> Evaluation:
     """Read one evaluation; problems become notes so one bad file never sinks the whole report."""
-    path = resolve(root, rel_path, "evaluation")
+    path = resolve(root, rel_path, EVALUATION_FOLDER)
     ev = Evaluation(stage=stage, trial_id=None, task=trainable, path=path)
     try:
         raw = json.loads(path.read_text())

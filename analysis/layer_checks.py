@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.rundir import Stage, Study, Trial, resolve
+from trainables.run_dir import CHECKPOINT_FILE
 
 # Config values that put a custom layer into a model (trainables/models/small.py, resnet.py).
 CUSTOM_LAYER_KEYS = {
@@ -25,7 +26,6 @@ CUSTOM_LAYER_KEYS = {
     "attention": ("se", "squeeze-and-excitation"),
     "activation": ("swish", "Swish"),
 }
-CHECKPOINT_FILE = "checkpoint.pt"  # trainables/ray_io.CHECKPOINT_FILE
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Load an experiment directory (docs/interfaces.md) into plain dataclasses.
 
 Reads only files: study.json, each trial folder's result.json and params.json, and
-evaluation/<stage>.json/.npz. Besides the dependency-free contract (trainables/contract.py) it
-imports no part of the writer, nor torch or Ray, so a run directory copied onto a laptop can be
-reported.
+evaluation/<stage>.json/.npz, through the run directory's layout (trainables/run_dir.py: the file
+names, `resolve`, Ray's rows). Besides that and the dependency-free contract
+(trainables/contract.py) it imports no part of the writer, nor torch or Ray, so a run directory
+copied onto a laptop can be reported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from trainables.contract import RecordError, StageRecord, StudyRecord, TrialRecord
+from trainables.run_dir import (
+    CHECKPOINT_PREFIX,
+    PARAMS_FILE,
+    RESULT_FILE,
+    RunDirError,
+    parse_result_rows,
+    read_study_json,
+    resolve,
+    study_path,
+)
 
 
 class ReportError(Exception):
@@ -107,16 +118,11 @@ def load_study(run_dir: str | Path) -> Study:
             f"run directory {root} does not exist; expected an experiment directory "
             "(runs/<study>/) written by `python -m orchestrator.run`"
         )
-    path = root / "study.json"
-    if not path.is_file():
-        raise ReportError(
-            f"{path} not found; expected the study record that orchestrator.run writes at the top "
-            "of the experiment directory (is this the right directory, or did the run not start?)"
-        )
+    path = study_path(root)
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path} is not valid JSON ({exc})") from exc
+        raw = read_study_json(root)
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
     if isinstance(raw, dict) and "study" not in raw:
         raw = {**raw, "study": root.name}  # early format-1 files named the study by folder only
     try:
@@ -139,7 +145,7 @@ def local_copy(run_dir: str | Path) -> Path:
     cache = Path(os.environ.get("ARCHSWEEP_CACHE") or Path.home() / ".cache" / "archsweep")
     target = mirror_dir(location, cache)
     try:
-        location.download(target, exclude_dirs=("checkpoint_",))
+        location.download(target, exclude_dirs=(CHECKPOINT_PREFIX,))
     except (OSError, StorageError) as exc:
         raise ReportError(f"cannot read the run at {location}: {exc}") from exc
     print(f"downloaded {location} to {target}", flush=True)
@@ -160,58 +166,36 @@ def _attach_curve(root: Path, trial: Trial) -> None:
     """Fill trial.curve from result.json; a crashed trial's missing or torn file becomes a note."""
     if trial.status == "infeasible" or not trial.trial_dir:
         return
-    path = resolve(root, trial.trial_dir, trial.stage) / "result.json"
+    path = resolve(root, trial.trial_dir, trial.stage) / RESULT_FILE
     if not path.is_file():
-        trial.notes.append(f"no per-epoch results ({trial.trial_dir}/result.json missing)")
+        trial.notes.append(f"no per-epoch results ({trial.trial_dir}/{RESULT_FILE} missing)")
         return
     curve, bad = read_result_json(path)
     trial.curve = curve
     if bad:
-        trial.notes.append(f"{bad} unreadable line(s) in {trial.trial_dir}/result.json skipped")
+        trial.notes.append(f"{bad} unreadable line(s) in {trial.trial_dir}/{RESULT_FILE} skipped")
     if not curve:
-        trial.notes.append(f"{trial.trial_dir}/result.json holds no epochs")
+        trial.notes.append(f"{trial.trial_dir}/{RESULT_FILE} holds no epochs")
     if trial.epochs_run is None and curve:
         trial.epochs_run = len(curve)
     if trial.wall_time_s is None and curve and "time_total_s" in curve[-1]:
         trial.wall_time_s = curve[-1]["time_total_s"]
 
 
-def resolve(root: Path, recorded: str, folder: str) -> Path:
-    """A path recorded in study.json, relative to the run directory.
-
-    An absolute path (or one from another machine) that no longer exists is looked up by its
-    last component under root/folder, so a run directory copied elsewhere still reads.
-    """
-    path = root / recorded  # an absolute `recorded` replaces root
-    if path.exists() or not Path(recorded).is_absolute():
-        return path
-    return root / folder / Path(recorded).name
-
-
 def read_result_json(path: Path) -> tuple[list[dict[str, float]], int]:
-    """Read Ray's result.json (one JSON object per reported epoch).
+    """Read Ray's result.json (one JSON object per reported epoch; trainables.run_dir parses it).
 
     Returns the rows sorted by epoch (numbers only; Ray's nested "config" dropped) and the count of
     lines that could not be parsed (a trial killed mid-write leaves a torn last line). A trial that
     was retried from a checkpoint reports some epochs twice; the later row wins.
     """
-    rows: dict[float, dict[str, float]] = {}
-    bad = 0
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return [], 1
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if not isinstance(obj, dict):
-            bad += 1
-            continue
+    objects, bad = parse_result_rows(text)
+    rows: dict[float, dict[str, float]] = {}
+    for obj in objects:
         row = {k: float(v) for k, v in obj.items() if _is_number(v)}
         epoch = row.get("epoch", row.get("training_iteration"))
         if epoch is None:
@@ -233,10 +217,10 @@ def _add_unlisted_trials(root: Path, stage: Stage) -> None:
         return
     listed = {Path(t.trial_dir).name for t in stage.trials if t.trial_dir}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if sub.name in listed or not (sub / "result.json").is_file():
+        if sub.name in listed or not (sub / RESULT_FILE).is_file():
             continue
-        curve, _ = read_result_json(sub / "result.json")
-        config = _read_params(sub / "params.json")
+        curve, _ = read_result_json(sub / RESULT_FILE)
+        config = _read_params(sub / PARAMS_FILE)
         trial = Trial(
             trial_id=sub.name,
             stage=stage.name,

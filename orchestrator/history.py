@@ -16,8 +16,7 @@ import json
 from typing import Any
 
 from trainables.contract import CHECKPOINT_HISTORY, jsonable
-
-RESULT_FILE = "result.json"
+from trainables.run_dir import RESULT_FILE, epoch_of
 
 
 def checkpoint_history(result: Any) -> list[dict[str, Any]]:
@@ -33,14 +32,6 @@ def checkpoint_history(result: Any) -> list[dict[str, Any]]:
     except (OSError, ValueError):  # a checkpoint written before history existed, or torn
         return []
     return [r for r in rows if isinstance(r, dict) and isinstance(r.get("epoch"), int)]
-
-
-def epoch_of(row: Any) -> int:
-    """A row's epoch; 0 for one without a usable epoch (NaN from a DataFrame, torn line)."""
-    try:
-        return int(row["epoch"])
-    except (KeyError, TypeError, ValueError):
-        return 0
 
 
 def missing_rows(

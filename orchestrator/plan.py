@@ -17,7 +17,13 @@ import torch
 from ray.tune.search.sample import Domain
 
 from orchestrator.study import FromStudy, Stage, Study, StudyError
-from trainables.config import DATA_KEYS, ConfigError, model_config, model_keys, validate_config
+from trainables.config import (
+    DATA_KEYS,
+    TRAINER_DEFAULTS,
+    ConfigError,
+    model_keys,
+    validate_config,
+)
 from trainables.data import DATA_DEFAULTS, list_datasets
 from trainables.models import (
     EncoderDecoderModel,
@@ -27,6 +33,7 @@ from trainables.models import (
     family_fields,
 )
 from trainables.models.registry import parse_config
+from trainables.trial_config import TrialConfig
 
 
 @dataclass
@@ -296,7 +303,7 @@ def check_point(
     """Count parameters on the meta device and check the rules (skipped for sampled model keys)."""
     if sampled_keys & model_keys(config):
         return PlannedPoint(config=config, label=label, params=None)
-    model_cfg = model_config(config, data_info)
+    model_cfg = TrialConfig.from_dict(config).model_config(data_info)
     try:
         params = count_parameters(model_cfg)
         violations = [v.message for v in check_constraints(model_cfg, rules)] if rules else []
@@ -307,7 +314,7 @@ def check_point(
 
 
 # Trainer keys that only act on a model with a pretrained encoder (EncoderDecoderModel).
-ENCODER_KEYS = {"freeze_schedule": "none", "encoder_lr_mult": 1.0, "unfreeze_stages": None}
+ENCODER_KEYS = ("freeze_schedule", "encoder_lr_mult", "unfreeze_stages")
 
 
 def check_encoder_keys(
@@ -315,7 +322,8 @@ def check_encoder_keys(
 ) -> None:
     """A freeze schedule (or encoder LR) on a model without an encoder would be silently
     ignored; it is a config error instead."""
-    set_keys = [k for k, default in ENCODER_KEYS.items() if config.get(k, default) != default]
+    default = TRAINER_DEFAULTS
+    set_keys = [k for k in ENCODER_KEYS if config.get(k, default[k]) != default[k]]
     if not set_keys:
         return
     with torch.device("meta"):

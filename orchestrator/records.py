@@ -14,7 +14,6 @@ from typing import Any
 
 from orchestrator.history import restore_lost_rows
 from orchestrator.study import StudyError
-from trainables.config import with_defaults
 from trainables.contract import (
     TRIAL_RANKED,
     BestRecord,
@@ -27,9 +26,10 @@ from trainables.contract import (
     kept_metric_names,
 )
 from trainables.jsonio import write_json_atomic
+from trainables.run_dir import STUDY_FILE
 from trainables.storage import Location, StorageError
+from trainables.trial_config import TrialConfig
 
-STUDY_FILE = "study.json"
 FRESH_HINT = "run with --fresh to start over (the old run is kept aside) or pick a new --name"
 
 
@@ -126,10 +126,9 @@ def trial_record(
     its paths are relative to the run's `location`."""
     last = dict(result.metrics or {})
     # The effective config: every data and trainer default (the seed a run used is then on
-    # record even when the study left it unset), and the precision "auto" chose.
-    config = with_defaults(dict(result.config or {}))
-    if isinstance(last.get("precision"), str):
-        config["precision"] = last["precision"]
+    # record even when the study left it unset), and what the trial reported it resolved (the
+    # precision "auto" chose).
+    config = TrialConfig.from_dict(dict(result.config or {})).with_reported(last).as_dict()
     history = result.metrics_dataframe
     rows = history.to_dict("records") if history is not None and len(history) else []
     rows = [r for r in rows if metric in r and not r.get("infeasible")]
@@ -138,7 +137,7 @@ def trial_record(
     epochs_run = max((int(r.get("epoch", 0)) for r in rows), default=0)
     trial_id = last.get("trial_id") or Path(result.path).name
     status, reason = stop_status(
-        result, last, epochs_run, int(config.get("epochs", 0)), asha_stops.get(trial_id), metric
+        result, last, epochs_run, int(config["epochs"]), asha_stops.get(trial_id), metric
     )
     keep = kept_metric_names()
     attempts = attempts_of(rows)

@@ -11,9 +11,9 @@ from typing import Any
 
 from orchestrator.records import STUDY_FILE, read_study
 from orchestrator.study import FromStudy, StudyError
-from trainables.config import model_config
 from trainables.contract import BestRecord, StudyRecord
 from trainables.storage import Location
+from trainables.trial_config import TrialConfig
 
 
 def find_run(ref: FromStudy, storage: Location) -> tuple[Location, StudyRecord]:
@@ -62,7 +62,7 @@ def resolve_references(config: dict[str, Any], storage: Location) -> dict[str, A
         best = best_of_study(ref, record, run_dir)
         checkpoint = run_dir.join(str(best.checkpoint)).uri  # a path, or a URI the trial fetches
         if ref.take == "model":
-            out[key] = model_config(best.config, {})
+            out[key] = TrialConfig.from_dict(best.config).model_config({})
             out[f"{key}_checkpoint"] = checkpoint
         else:
             out[key] = checkpoint

@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 from orchestrator.plan import StagePlan
-from trainables.config import model_config, model_keys, with_defaults
 from trainables.contract import StudyRecord, TrialRecord, jsonable
 from trainables.models.registry import parse_config
+from trainables.trial_config import REPORTED_KEYS, TrialConfig
 
 # Keys that name a trial rather than describe its training.
 NAMING_KEYS = ("label",)
@@ -27,17 +27,18 @@ NAMING_KEYS = ("label",)
 def config_key(config: dict[str, Any], data_info: dict[str, Any]) -> str:
     """A comparable form of a config: data and trainer defaults filled in, the model part as
     the model family parses it (blocks=2 is (2, 2, 2), an unset activation is the default),
-    naming keys and an undecided precision ("auto": a trial records what it chose) left out."""
-    full = {k: v for k, v in with_defaults(config).items() if k not in NAMING_KEYS}
-    if full.get("precision") == "auto":
-        full.pop("precision")
-    model_part = model_config(full, data_info)
+    naming keys and an undecided device value ("auto": a trial records what it chose,
+    trainables.trial_config.REPORTED_KEYS) left out."""
+    trial = TrialConfig.from_dict(config)
+    model_part = trial.model_config(data_info)
     try:
         _, parsed = parse_config(model_part)
         model_part = dataclasses.asdict(parsed)
     except Exception:  # a config the family rejects is compared as written
         pass
-    rest = {k: v for k, v in full.items() if k not in model_keys(full)}
+    undecided = {k for k in REPORTED_KEYS if trial.get(k) == "auto"}
+    left_out = trial.model_keys() | set(NAMING_KEYS) | undecided
+    rest = {k: v for k, v in trial.values.items() if k not in left_out}
     return json.dumps(jsonable({**rest, "model": model_part}), sort_keys=True, default=str)
 
 
@@ -55,8 +56,9 @@ def finished_trials(
             origin = trial.reused_from or f"{srec.name}/{trial.trial_id}"
             config = dict(trial.config)
             found.setdefault(config_key(config, data_info), (origin, trial))
-            if "precision" in config:  # also findable by a point that still says "auto"
-                auto = {**config, "precision": "auto"}
+            decided = [k for k in REPORTED_KEYS if k in config]
+            if decided:  # also findable by a point that still says "auto"
+                auto = {**config, **dict.fromkeys(decided, "auto")}
                 found.setdefault(config_key(auto, data_info), (origin, trial))
     return found
 

@@ -29,14 +29,16 @@ from orchestrator.reuse import reuse_earlier_trials
 from orchestrator.study import Stage, Study, StudyError
 from orchestrator.timeline import attach_timelines, write_tensorboard
 from orchestrator.tuner import ASHA_LOG, Resources, asha_decisions, run_tuner, trial_slots
-from trainables.config import bundle_info, model_config
+from trainables.config import bundle_info
 from trainables.contract import BestRecord, StageRecord, TrialRecord, jsonable
 from trainables.data import DataBundle
 from trainables.data.source import BundleCache, data_summary
 from trainables.evaluate import evaluate_state, write_evaluation
 from trainables.models import build_model, count_parameters
 from trainables.ray_io import load_state
+from trainables.run_dir import EVALUATION_FOLDER
 from trainables.storage import Location
+from trainables.trial_config import TrialConfig
 
 
 @dataclass
@@ -254,7 +256,7 @@ def best_model_text(best: BestRecord | None, bundle: DataBundle) -> str | None:
     """print(model) of the best configuration, built on the meta device (no weights)."""
     if best is None:
         return None
-    model_cfg = model_config(best.config, bundle_info(bundle))
+    model_cfg = TrialConfig.from_dict(best.config).model_config(bundle_info(bundle))
     with torch.device("meta"):
         model = build_model(model_cfg)
     params = sum(p.numel() for p in model.parameters())
@@ -263,7 +265,7 @@ def best_model_text(best: BestRecord | None, bundle: DataBundle) -> str | None:
 
 def trial_params(config: dict[str, Any], bundle: DataBundle) -> int | None:
     try:
-        return count_parameters(model_config(config, bundle_info(bundle)))
+        return count_parameters(TrialConfig.from_dict(config).model_config(bundle_info(bundle)))
     except ValueError:  # a sampled config the family cannot build; the trial says why
         return None
 
@@ -284,7 +286,7 @@ def evaluate_best(ctx: RunContext, stage: Stage, best: BestRecord, bundle: DataB
         gpus=ctx.resources.gpus_per_trial,
     )
     record.checkpoint = best.checkpoint
-    path = write_evaluation(ctx.run_dir / "evaluation", record, arrays)
+    path = write_evaluation(ctx.run_dir / EVALUATION_FOLDER, record, arrays)
     ctx.journal.publish(path.with_suffix(".npz"))
     ctx.journal.publish(path)
     ctx.journal.record.evaluations[stage.name] = path.relative_to(ctx.run_dir).as_posix()

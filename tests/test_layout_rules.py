@@ -26,8 +26,9 @@ LAYERS = {
     "benchmarks": {"analysis", "orchestrator", "search_spaces", "trainables"},
 }
 
-# The writer side the report may import: the contract, at module level, in every analysis module.
-REPORT_WRITER_IMPORTS = {"trainables.contract"}
+# The writer side the report may import, at module level, in every analysis module: the contract
+# and the run directory's layout (file names, `resolve`, Ray's result rows).
+REPORT_WRITER_IMPORTS = {"trainables.contract", "trainables.run_dir"}
 # Lazy imports (inside the one function that needs them), so a local report loads neither:
 LAZY_WRITER_IMPORTS = {
     # a run directory on S3/GCS is downloaded first (pyarrow's file systems)
@@ -70,6 +71,10 @@ DATASET_NAME_OK = {
 }
 # Code that is not a data-set name checked for (users of data sets, like a study file).
 DATASET_NAME_SCOPE = ("analysis", "orchestrator", "trainables")
+
+# A trial's config takes its defaults in one place: trainables/trial_config.py's TrialConfig
+# applies trainables/config.py's `with_defaults`; the code reads the TrialConfig.
+DEFAULTS_APPLIED_BY = {"trainables/trial_config.py"}
 
 
 @dataclass(frozen=True)
@@ -180,9 +185,25 @@ def test_the_report_imports_only_the_contract_of_the_writer() -> None:
                 where = "inside a function" if imp.lazy else "at module level"
                 bad.append(f"{name}:{imp.line} imports {imp.module} {where}")
     assert not bad, (
-        "the report may import trainables.contract only (and the lazy imports listed in "
-        "tests/test_layout_rules.py):\n" + "\n".join(bad)
+        "the report may import trainables.contract and trainables.run_dir only (and the lazy "
+        "imports listed in tests/test_layout_rules.py):\n" + "\n".join(bad)
     )
+
+
+def test_the_writer_modules_the_report_imports_need_only_the_standard_library() -> None:
+    """The contract and the run directory's layout load no torch, Ray or other writer module, so
+    a report on a laptop needs neither (tests/test_report.py checks it in a fresh process)."""
+    import sys
+
+    bad = []
+    for name in sorted(REPORT_WRITER_IMPORTS):
+        path = ROOT / f"{name.replace('.', '/')}.py"
+        for imp in imports(path):
+            if imp.module not in REPORT_WRITER_IMPORTS and top(imp.module) not in (
+                sys.stdlib_module_names | {"__future__"}
+            ):
+                bad.append(f"{rel(path)}:{imp.line} imports {imp.module}")
+    assert not bad, "\n".join(bad)
 
 
 def analysis_closure(start: str) -> set[str]:
@@ -353,8 +374,26 @@ def test_dataset_names_only_in_their_reader_module() -> None:
     )
 
 
+def test_only_the_trial_config_fills_in_the_defaults() -> None:
+    bad = [
+        f"{rel(p)}:{i.line} imports with_defaults"
+        for p in source_files(("analysis", "orchestrator", "trainables"))
+        if rel(p) not in DEFAULTS_APPLIED_BY | {"trainables/config.py"}
+        for i in imports(p)
+        if i.module == "trainables.config" and "with_defaults" in i.names
+    ]
+    assert not bad, "read it through trainables.trial_config.TrialConfig:\n" + "\n".join(bad)
+
+
 def test_the_doc_names_every_listed_exception() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text()
-    named = [*RAY_IMPORTERS, *LAZY_WRITER_IMPORTS, *NOT_THE_REPORT, *DATASET_NAME_OK]
+    named = [
+        *RAY_IMPORTERS,
+        *LAZY_WRITER_IMPORTS,
+        *NOT_THE_REPORT,
+        *DATASET_NAME_OK,
+        *DEFAULTS_APPLIED_BY,
+        *(f"{m.replace('.', '/')}.py" for m in REPORT_WRITER_IMPORTS),
+    ]
     missing = [f for f in named if f"`{f}`" not in doc]
     assert not missing, f"docs/architecture.md does not name: {missing}"

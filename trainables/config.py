@@ -169,17 +169,10 @@ def validate_regularizers(config: Mapping[str, Any], task: str) -> None:
 
 
 def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config with every data and trainer key present (model defaults stay in the model)."""
+    """The config with every data and trainer key present (model defaults stay in the model).
+    The code reads a trial's config through trainables.trial_config.TrialConfig, which applies
+    these once."""
     return {**DATA_DEFAULTS, **TRAINER_DEFAULTS, **config}
-
-
-def split_config(config: Mapping[str, Any]) -> tuple[dict, dict, dict]:
-    """(data, trainer, model) parts of a full config; model part includes "model"."""
-    full = with_defaults(config)
-    data = {k: full[k] for k in DATA_KEYS}
-    trainer = {k: full[k] for k in TRAINER_KEYS}
-    model = {k: v for k, v in full.items() if k in model_keys(full)}
-    return data, trainer, model
 
 
 def model_config(config: Mapping[str, Any], data_info: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,19 +20,19 @@ import torch
 from torch import Tensor, nn
 
 from trainables import ray_io
-from trainables.config import bundle_info, model_config, split_config, with_defaults
-from trainables.contract import is_better, planned_epochs, worst_value
+from trainables.config import bundle_info
+from trainables.contract import is_better, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
 from trainables.ema import eval_weights, make_ema
-from trainables.memory_format import uses_channels_last
 from trainables.mixing import make_mixer
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
-from trainables.optim import apply_preset, build_optimizer, build_scheduler, is_frozen
-from trainables.precision import autocast_context, resolve_precision
+from trainables.optim import build_optimizer, build_scheduler, is_frozen
+from trainables.precision import autocast_context
 from trainables.progress import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
 from trainables.timeline import TrialClock
+from trainables.trial_config import TrialConfig
 from trainables.trial_probes import (
     GradientRecorder,
     feature_maps,
@@ -165,22 +165,26 @@ class TrialState:
     ema: Any = None  # trainables.ema.ModelEma when ema_decay > 0
 
 
-def run_trial(config: dict[str, Any], bundle: DataBundle, setup: TrialSetup) -> None:
-    """Train one configuration, reporting every epoch; returns when done, stopped or diverged."""
+def run_trial(
+    config: TrialConfig | Mapping[str, Any], bundle: DataBundle, setup: TrialSetup
+) -> None:
+    """Train one configuration, reporting every epoch; returns when done, stopped or diverged.
+
+    `config` as Ray gives it (a dict) is built into a TrialConfig here, once, and validated."""
     clock = TrialClock.start()
-    _, trainer, _ = split_config(config)
-    trainer["epochs"] = planned_epochs(trainer)  # epochs x epoch_fraction
-    model_cfg = model_config(with_defaults(config), bundle_info(bundle))
+    config = TrialConfig.from_dict(config, setup.task)
+    model_cfg = config.model_config(bundle_info(bundle))
     if report_infeasible(model_cfg, setup):
         return
     device = select_device()
-    torch.manual_seed(trainer["seed"])
-    state = build_trial(model_cfg, trainer, bundle, setup, device)
+    torch.manual_seed(config.trainer["seed"])
+    run = config.on_device(device)
+    state = build_trial(model_cfg, run, bundle, setup, device)
     resume_from_checkpoint(state)
     state.clock = clock
-    logger = TrialLogger(ray_io.trial_dir(), effective_config(config, trainer), setup.task)
+    logger = TrialLogger(ray_io.trial_dir(), run.as_dict(), setup.task)
     try:
-        train_epochs(state, config, model_cfg, trainer, bundle, setup, logger)
+        train_epochs(state, run, model_cfg, bundle, setup, logger)
     finally:
         logger.close()
 
@@ -199,15 +203,15 @@ def report_infeasible(model_cfg: dict[str, Any], setup: TrialSetup) -> bool:
 
 def build_trial(
     model_cfg: dict[str, Any],
-    trainer: dict[str, Any],
+    run: TrialConfig,
     bundle: DataBundle,
     setup: TrialSetup,
     device: torch.device,
 ) -> TrialState:
-    """Model (with its encoder checkpoint), loaders, optimizer and LR schedule of one trial."""
+    """Model (with its encoder checkpoint), loaders, optimizer and LR schedule of one trial;
+    `run` is its config on `device` (TrialConfig.on_device)."""
+    trainer = run.trainer
     model = build_model(model_cfg).to(device)
-    trainer["precision"] = resolve_precision(trainer["precision"], device)
-    trainer["channels_last"] = uses_channels_last(trainer["channels_last"], device)
     if trainer["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     norm = (tuple(bundle.mean), tuple(bundle.std))
@@ -221,7 +225,7 @@ def build_trial(
         model.load_encoder_state(eval_weights(encoder))
         norm = encoder_normalization(encoder, bundle)
     loaders = make_loaders(bundle, trainer, device, norm)
-    optimizer = build_optimizer(model, apply_preset(trainer))
+    optimizer = build_optimizer(model, trainer)
     scheduler, per_batch = build_scheduler(optimizer, trainer, len(loaders["train"]))
     return TrialState(
         model=model,
@@ -262,24 +266,19 @@ def resume_from_checkpoint(state: TrialState) -> None:
     state.history = list(saved.get("history") or [])
 
 
-def effective_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
-    """Every data and trainer key after defaults, with what this device really uses (HParams)."""
-    return {**with_defaults(config), **trainer}
-
-
 def train_epochs(
     state: TrialState,
-    config: dict[str, Any],
+    run: TrialConfig,
     model_cfg: dict[str, Any],
-    trainer: dict[str, Any],
     bundle: DataBundle,
     setup: TrialSetup,
     logger: TrialLogger,
 ) -> None:
+    trainer = run.trainer
     train_loader = state.loaders["train"]
     progress = ProgressReporter(
         setup.progress_board,
-        label=str(config.get("label") or "trial"),
+        label=str(run.label or "trial"),
         epochs=trainer["epochs"],
         batches=len(train_loader),
         epoch_images=min(len(train_loader.images), len(train_loader) * train_loader.batch_size),
@@ -294,7 +293,7 @@ def train_epochs(
         if not metrics.get("diverged"):
             progress.end_training(metrics["images_per_s"], metrics["train_time_s"])
         metrics["node"] = ray_io.node_id()  # study.json's attempts say where each ran
-        metrics["precision"] = trainer["precision"]  # what "auto" chose on this device
+        metrics.update(run.reported())  # what "auto" chose on this device
         logger.scalars(metrics, epoch)
         if metrics.get("diverged"):
             # Ray requires the metric in every result; the worst value keeps ASHA and Optuna
@@ -325,7 +324,7 @@ def train_epochs(
         logger.flush()  # the epoch's events reach storage with this epoch's checkpoint sync
         state.epochs_this_start += 1
         state.history.append(history_row(metrics, epoch, state.epochs_this_start))
-        saved = checkpoint_state(state, epoch, config, model_cfg, bundle)
+        saved = checkpoint_state(state, epoch, run, model_cfg, bundle)
         ray_io.report(metrics, {**saved, "metrics": metrics})
         if metrics["early_stopped"]:  # no better val metric in `patience` epochs
             return
@@ -354,11 +353,12 @@ def record_probes(state: TrialState, with_maps: bool) -> None:
 def checkpoint_state(
     state: TrialState,
     epoch: int,
-    config: dict[str, Any],
+    run: TrialConfig,
     model_cfg: dict[str, Any],
     bundle: DataBundle,
 ) -> dict[str, Any]:
-    """Everything a resumed trial, the evaluation and a replay need from this epoch."""
+    """Everything a resumed trial, the evaluation and a replay need from this epoch (the config
+    as the study gave it: a replay resolves it on its own device)."""
     return {
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
@@ -370,7 +370,7 @@ def checkpoint_state(
         "grad_history": state.gradients.history,
         "history": list(state.history),
         "rng": rng_state(),
-        "config": dict(config),
+        "config": dict(run.given),
         "model_config": model_cfg,
         "class_names": list(bundle.class_names),
         "mean": list(state.norm[0]),
@@ -391,7 +391,7 @@ def encoder_normalization(
 
 def make_loaders(
     bundle: DataBundle,
-    trainer: dict[str, Any],
+    trainer: Mapping[str, Any],
     device: torch.device,
     norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> dict:
@@ -422,7 +422,7 @@ def make_loaders(
 
 def train_and_validate(
     state: TrialState,
-    trainer: dict[str, Any],
+    trainer: Mapping[str, Any],
     epoch: int,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -481,7 +481,7 @@ def train_and_validate(
     return metrics
 
 
-def apply_freeze_schedule(model: nn.Module, trainer: dict[str, Any], epoch: int) -> bool:
+def apply_freeze_schedule(model: nn.Module, trainer: Mapping[str, Any], epoch: int) -> bool:
     """Freeze or unfreeze an encoder for this epoch; True when it is frozen."""
     if not isinstance(model, EncoderDecoderModel):
         return False
@@ -509,7 +509,7 @@ def encoder_distance(model: EncoderDecoderModel, before: list[Tensor]) -> float:
     return math.sqrt(moved)
 
 
-def step_epoch_scheduler(state: TrialState, trainer: dict[str, Any], val_loss: float) -> None:
+def step_epoch_scheduler(state: TrialState, trainer: Mapping[str, Any], val_loss: float) -> None:
     if state.scheduler is None or state.per_batch:
         return
     if trainer["scheduler"] == "plateau":

@@ -16,6 +16,7 @@ mostly shows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,7 @@ class Mixer:
         return x, soft_targets(y, partner, lam, self.num_classes), dominant
 
 
-def make_mixer(trainer: dict[str, Any], task: str, num_classes: int | None) -> Mixer | None:
+def make_mixer(trainer: Mapping[str, Any], task: str, num_classes: int | None) -> Mixer | None:
     """The trial's Mixer, or None when both alphas are 0 (or the task is not classification;
     config validation refuses mixing for segmentation before any trial runs)."""
     mixup, cutmix = float(trainer["mixup_alpha"]), float(trainer["cutmix_alpha"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ def apply_preset(trainer: dict[str, Any]) -> dict[str, Any]:
     return trainer
 
 
-def param_groups(model: nn.Module, trainer: dict[str, Any]) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, trainer: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One group, or encoder + rest when the model has an encoder (encoder LR multiplier).
 
     The base-LR group comes last so `param_groups[-1]["lr"]` is always the LR to log.
@@ -49,7 +50,7 @@ def param_groups(model: nn.Module, trainer: dict[str, Any]) -> list[dict[str, An
     ]
 
 
-def build_optimizer(model: nn.Module, trainer: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, trainer: Mapping[str, Any]) -> torch.optim.Optimizer:
     groups = param_groups(model, trainer)
     wd = trainer["weight_decay"]
     name = trainer["optimizer"]
@@ -65,7 +66,7 @@ def build_optimizer(model: nn.Module, trainer: dict[str, Any]) -> torch.optim.Op
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, trainer: dict[str, Any], steps_per_epoch: int
+    optimizer: torch.optim.Optimizer, trainer: Mapping[str, Any], steps_per_epoch: int
 ) -> tuple[Any, bool]:
     """(scheduler or None, whether it steps per batch)."""
     name, epochs = trainer["scheduler"], trainer["epochs"]

@@ -19,8 +19,13 @@ from typing import Any
 import torch
 
 from trainables.contract import CHECKPOINT_HISTORY, jsonable
-
-CHECKPOINT_FILE = "checkpoint.pt"
+from trainables.run_dir import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_PREFIX,
+    RESULT_FILE,
+    epoch_of,
+    parse_result_rows,
+)
 
 
 class LocalSession:
@@ -35,7 +40,7 @@ class LocalSession:
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         self.reports.append(dict(metrics))
         if checkpoint_dir is not None:
-            target = self.trial_dir / f"checkpoint_{len(self.reports) - 1:06d}"
+            target = self.trial_dir / f"{CHECKPOINT_PREFIX}{len(self.reports) - 1:06d}"
             shutil.copytree(checkpoint_dir, target, dirs_exist_ok=True)
             self.checkpoint_dir = target
 
@@ -177,7 +182,7 @@ def newest_checkpoint_state(fs: Any, parent: str, after: str = "") -> dict[str, 
     later = sorted(
         (i.base_name for i in infos
          if i.type == pyarrow.fs.FileType.Directory
-         and i.base_name.startswith("checkpoint_") and i.base_name > name),
+         and i.base_name.startswith(CHECKPOINT_PREFIX) and i.base_name > name),
         reverse=True,
     )
     for candidate in later:
@@ -196,17 +201,12 @@ def newest_checkpoint_state(fs: Any, parent: str, after: str = "") -> dict[str, 
 def recorded_epochs(fs: Any, trial_path: str) -> set[int]:
     """Epochs in the trial's result.json on storage (what Ray logged)."""
     try:
-        with fs.open_input_stream(f"{trial_path}/result.json") as f:
+        with fs.open_input_stream(f"{trial_path}/{RESULT_FILE}") as f:
             text = f.read().decode(errors="replace")
     except OSError:
         return set()
-    epochs = set()
-    for line in text.splitlines():
-        try:
-            epochs.add(int(json.loads(line)["epoch"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return epochs
+    rows, _ = parse_result_rows(text)
+    return {epoch_of(r) for r in rows if "epoch" in r} - {0}
 
 
 def load_state(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -8,6 +8,7 @@ rock-free images).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +97,7 @@ class SegmentationTask:
         return out
 
 
-def make_task(task: str, trainer: dict[str, Any]) -> ClassificationTask | SegmentationTask:
+def make_task(task: str, trainer: Mapping[str, Any]) -> ClassificationTask | SegmentationTask:
     if task == "classification":
         return ClassificationTask(label_smoothing=trainer["label_smoothing"])
     loss = "bce_dice" if trainer["loss"] == "auto" else trainer["loss"]
