@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import noise
-from analysis.answers import Reading, pair_verdict, reading
+from analysis.answers import Reading, pair_verdict, reading, timing_caveat
 from analysis.evaluation import Evaluation, degenerate_output
 from analysis.figures import colours, save, study_budget
 from analysis.rundir import Stage, Study, Trial, finite
@@ -113,7 +113,8 @@ def answers(study: Study, evals: dict[str, Evaluation]) -> list[str]:
         fastest = min((r for r in rows if r.read.sec_per_epoch), default=None,
                       key=lambda r: r.read.sec_per_epoch or 0.0)
         if fastest is not None:
-            out.append(f"{dataset}, time: {fastest.name} trains fastest per epoch.")
+            caveat = timing_caveat([r.trial for r in rows])
+            out.append(f"{dataset}, time: {fastest.name} trains fastest per epoch{caveat}.")
         out += _regularized(rows, study)
         out += _encoder_schedules(rows, study)
     return out

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from analysis import noise
 from analysis.rundir import Stage, Study, Trial, finite
 from analysis.summary import STABILITY_EPOCHS, last_epochs_std, task_metrics, trial_stats
-from analysis.trial_probes import block_norms, load_probes
+from analysis.trial_probes import block_of, load_probes
 
 RATIO_FLAT = 3.0  # a first/last gradient ratio within this factor of 1 is "no vanishing"
+CLEAR_CHANGE = 1.5  # a ratio that moves by less than this factor has not clearly changed
 
 
 @dataclass
@@ -48,10 +49,7 @@ def reading(trial: Trial, study: Study) -> Reading:
     probes = load_probes(study.root, trial)
     grad, rf = None, None
     if probes is not None:
-        blocks = {b: v for b, v in block_norms(probes.last_gradients()).items() if b != "head"}
-        body = [b for b in blocks if not b.startswith("head")]
-        if len(body) >= 2:
-            grad = (body[0], blocks[body[0]], body[-1], blocks[body[-1]])
+        grad = first_last_layers(probes.last_gradients())
         rfs = [r.get("rf") for r in probes.receptive_fields if isinstance(r.get("rf"), int)]
         rf = rfs[-1] if rfs else None
     return Reading(
@@ -66,15 +64,31 @@ def reading(trial: Trial, study: Study) -> Reading:
     )
 
 
+def first_last_layers(grads: list[dict]) -> tuple[str, float, str, float] | None:
+    """The first and last main-path layer (shortcuts, squeeze-excitation and the head left
+    out) with their gradient norms: the ratio that shows vanishing towards the input."""
+    main = [(str(g["layer"]), float(g["norm"])) for g in grads
+            if block_of(str(g["layer"])) is not None and not str(g["layer"]).startswith("head")
+            and float(g["norm"]) > 0]
+    if len(main) < 2:
+        return None
+    return main[0][0], main[0][1], main[-1][0], main[-1][1]
+
+
+def timing_caveat(trials: list[Trial]) -> str:
+    """'' when the seconds per epoch measure training; else why they do not (a capped or a
+    single epoch is mostly start-up: data to the device, allocator, the shared machine)."""
+    capped = {t.config.get("max_batches") for t in trials if t.config.get("max_batches")}
+    if capped:
+        return (f" (epochs capped at {', '.join(map(str, sorted(capped)))} batches: start-up "
+                "and the shared machine dominate, so these times are not a ranking)")
+    if all((t.epochs_run or 0) <= 1 for t in trials):
+        return " (one epoch each, start-up included: these times are not a ranking)"
+    return ""
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"
-
-
-def _ratio_text(r: Reading) -> str:
-    if r.grad is None:
-        return f"{r.trial.name}: no gradient record"
-    first, fv, last, lv = r.grad
-    return f"{r.trial.name} {r.ratio:.2g}× ({first} {fv:.3g} / {last} {lv:.3g})"
 
 
 def _vanishing_word(ratio: float) -> str:
@@ -82,7 +96,7 @@ def _vanishing_word(ratio: float) -> str:
         return "vanish towards the input"
     if ratio > RATIO_FLAT:
         return "grow towards the input (exploding side)"
-    return f"stay within {RATIO_FLAT:g}× from last block to first (no vanishing)"
+    return f"stay within {RATIO_FLAT:g}× from last layer to first (no vanishing)"
 
 
 def pair_verdict(a: Reading, b: Reading, study: Study, what: str) -> str:
@@ -150,14 +164,14 @@ def _grad_sentence(rs: list[Reading], name: Callable[[Reading], str]) -> list[st
     if not with_grad:
         return ["Gradient flow: no trial recorded per-layer gradient norms (probes.json)."]
     bits = "; ".join(
-        f"{name(r)} {r.ratio:.2g}× (gradients {_vanishing_word(r.ratio or 1.0)})"
+        f"{name(r)} {r.ratio:.2g}× ({r.grad[0]} {r.grad[1]:.3g} / {r.grad[2]} {r.grad[3]:.3g}: "
+        f"gradients {_vanishing_word(r.ratio or 1.0)})"
         for r in with_grad
+        if r.grad is not None
     )
-    blocks = with_grad[0].grad
-    assert blocks is not None
     return [
-        f"Gradient flow, first body block over last ({blocks[0]} / {blocks[2]}, last epoch, "
-        f"'gradflow' figure): {bits}."
+        "Gradient flow, gradient norm of the first main-path layer over the last (last epoch's "
+        f"first batches, shortcuts and head left out; 'gradflow' figure): {bits}."
     ]
 
 
@@ -176,8 +190,10 @@ def _kernels(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
         out.append(
             f"Time: {slow.trial.config.get('kernel')} is the slowest "
             f"({(slow.sec_per_epoch or 0) / (fast.sec_per_epoch or 1):.1f}× the seconds per epoch "
-            f"of {fast.trial.config.get('kernel')}): equal parameters do not mean equal compute, "
-            "as a larger kernel spends its weights on fewer, wider-reaching channels."
+            f"of {fast.trial.config.get('kernel')})"
+            + timing_caveat([r.trial for r in rs])
+            + ": equal parameters need not mean equal compute, which grows with the kernel "
+            "area times the channels at each spatial position."
         )
     with_rf = [r for r in rs if r.rf]
     if len(with_rf) >= 2:
@@ -213,27 +229,32 @@ def _depth(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
     out = _grad_sentence(rs, name)
     if len(plain) >= 2:
         shallow, deep = plain[0], plain[-1]
-        trend = "falls" if (deep.ratio or 0) < (shallow.ratio or 0) else "does not fall"
+        falls = (deep.ratio or 0) * CLEAR_CHANGE < (shallow.ratio or 0)
         out.append(
-            f"Depth: without residuals the first/last gradient ratio {trend} from "
+            f"Depth: without residuals the first/last gradient ratio goes from "
             f"{shallow.ratio:.2g}× ({name(shallow)}) to {deep.ratio:.2g}× ({name(deep)})"
             + (
                 ", so gradients vanish more with depth."
-                if trend == "falls" and (deep.ratio or 1) < 1
-                else ", so at this depth and budget gradients do not vanish measurably."
+                if falls
+                else f", a change under {CLEAR_CHANGE:g}×: at this depth and budget adding "
+                "layers does not make the gradients vanish measurably."
             )
         )
     res = [r for r in rs if r.trial.config.get("residual")]
     same = [r for r in plain if res and r.trial.config.get("n_conv") == res[0].trial.config.get(
         "n_conv")]
-    if res and same:
+    if res and same and res[0].ratio is not None:
         r, p = res[0], same[0]
-        helps = (r.ratio or 0) > (p.ratio or 0)
+        change = (r.ratio or 0) / (p.ratio or 1)
+        if change >= CLEAR_CHANGE:
+            effect = "carries clearly more gradient to the first layer"
+        elif change * CLEAR_CHANGE <= 1:
+            effect = "leaves the first layer a clearly smaller share of the gradient here"
+        else:
+            effect = f"changes the first layer's share by under {CLEAR_CHANGE:g}×: no clear effect"
         out.append(
             f"Residual connection at {r.trial.config.get('n_conv')} conv: ratio "
-            f"{r.ratio:.2g}× with it against {p.ratio:.2g}× without, so the skip "
-            + ("carries more gradient to the first layers" if helps else
-               "does not increase the gradient reaching the first layers here")
+            f"{r.ratio:.2g}× with it against {p.ratio:.2g}× without, so the skip {effect}"
             + "; "
             + pair_verdict(r, p, study, "accuracy")
             + "."
@@ -242,7 +263,11 @@ def _depth(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
 
 
 STANDARD = {"conv": "standard", "pool": "max", "attention": "none", "activation": "relu"}
-STANDARD_OF = {"gated": "Conv2d", "l2": "max-pool", "se": "no attention", "swish": "ReLU"}
+# Each custom layer's name and the standard layer it replaces (course E.1).
+CUSTOM_NAMES = {"gated": "GatedConv2d", "l2": "L2Pool2d", "se": "channel attention (SE)",
+                "swish": "Swish"}
+STANDARD_OF = {"gated": "Conv2d", "l2": "MaxPool2d", "se": "the same CNN without attention",
+               "swish": "ReLU"}
 
 
 def _custom_layers(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
@@ -254,13 +279,16 @@ def _custom_layers(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
         return ["No trial ran the standard layers (Conv2d, max-pool, no attention, ReLU), so "
                 "the custom layers have nothing to be compared with."]
     out = []
+    caveat = timing_caveat([r.trial for r in rs])
+    if caveat:
+        out.append(f"Times per epoch below{caveat}.")
     for r in rs:
         if r is base:
             continue
         custom = [str(r.trial.config.get(k)) for k, v in STANDARD.items()
                   if r.trial.config.get(k, v) != v]
-        label = "+".join(custom)
-        against = "/".join(STANDARD_OF.get(c, "standard") for c in custom)
+        label = " + ".join(CUSTOM_NAMES.get(c, c) for c in custom)
+        against = " + ".join(STANDARD_OF.get(c, "the standard layer") for c in custom)
         dt = (
             f", {r.sec_per_epoch / base.sec_per_epoch:.2f}× the time per epoch"
             if r.sec_per_epoch and base.sec_per_epoch else ""
@@ -270,8 +298,8 @@ def _custom_layers(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
             if r.trial.params is not None and base.trial.params is not None else ""
         )
         out.append(
-            pair_verdict(r, base, study, f"{label} against the standard {against} "
-                         f"({base.trial.name})") + dt + dp + "."
+            pair_verdict(r, base, study, f"{label} against {against} ({base.trial.name})")
+            + dt + dp + "."
         )
     return out
 
@@ -298,6 +326,7 @@ def _block_types(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
                 f"{r.trial.config.get('block')} takes {r.sec_per_epoch / fast.sec_per_epoch:.2f}×"
                 for r in timed if r is not fast and r.sec_per_epoch and fast.sec_per_epoch
             )
+            + timing_caveat([r.trial for r in rs])
             + "."
         )
     stable = [r for r in rs if r.stability is not None]

@@ -83,8 +83,11 @@ NOISE_RULE = (
     "below 1.96 standard errors of the difference of two proportions is reported as a tie "
     "('within noise'); the same formula is applied to IoU with n = val images, as an "
     "approximation (IoU is a mean over images, not a proportion). Where a configuration ran "
-    "with several seeds, a margin within 2× the seed-to-seed std is a tie as well. Macro F1 "
-    "is shown for the evaluated checkpoint only and never ranks trials, so it has no interval."
+    "with several seeds, a margin within 2× the seed-to-seed std is a tie as well.{f1}"
+)
+F1_NOTE = (
+    " Macro F1 is shown for the evaluated checkpoint only and never ranks trials, so it has no "
+    "interval."
 )
 ALL_TRIALS_INTRO = (
     "Configuration shows the keys each stage compares; 'other varying' the further keys that "
@@ -187,11 +190,12 @@ def _header(b: ReportBuilder) -> None:
 
 def _noise_text(s: Study) -> str:
     sizes = sorted({n for t in s.all_trials() if (n := noise.val_images(t, s))})
+    f1 = F1_NOTE if s.trainable == "classification" else ""
     if not sizes:
-        return NOISE_RULE.format(n="a val set of unrecorded size", one="1/n")
+        return NOISE_RULE.format(n="a val set of unrecorded size", one="1/n", f1=f1)
     counts = " or ".join(str(n) for n in sizes)
     return NOISE_RULE.format(
-        n=f"{counts} val images", one=f"{100 / sizes[0]:.2f} points at n = {sizes[0]}"
+        n=f"{counts} val images", one=f"{100 / sizes[0]:.2f} points at n = {sizes[0]}", f1=f1
     )
 
 

@@ -401,6 +401,7 @@ def stage_table(stage: Stage, study: Study) -> Table:
         Column("params_m", "params (M)", lambda v: "—" if v is None else f"{v:.2f}"),
         Column(f"{tm.val_key}_best", f"{METRIC_TITLES[tm.val_key]} (best)", pct),
         Column(f"{tm.val_key}_final", f"{METRIC_TITLES[tm.val_key]} (final)", pct),
+        Column(f"{tm.val_key}_ci95", "95% interval of the best (n val images)"),
         Column("best_epoch", "best epoch"),
         Column("epochs_run", "epochs run"),
         Column("overfitting", "overfitting?"),
@@ -427,6 +428,7 @@ def stage_table(stage: Stage, study: Study) -> Table:
                 None if t.params is None else t.params / 1e6,
                 st.val_best,
                 st.val_final,
+                _interval(st.val_best, noise.val_images(t, study)),
                 st.best_epoch,
                 None if t.status == "infeasible" else t.epochs_run,
                 st.verdict,
@@ -438,6 +440,14 @@ def stage_table(stage: Stage, study: Study) -> Table:
             ]
         )
     return Table(f"stage_{stage.name}", columns, rows, bold)
+
+
+def _interval(value: float | None, n: int | None) -> str | None:
+    """'9.9-28.2 (n = 64)': the 95% Wilson interval in points (analysis/noise.py)."""
+    if value is None or not n:
+        return None
+    lo, hi = noise.wilson(value, n)
+    return f"{100 * lo:.1f}-{100 * hi:.1f} (n = {n})"
 
 
 def _summary_best(study: Study, trials: list[Trial]) -> set[int]:

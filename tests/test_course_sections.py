@@ -104,6 +104,12 @@ def test_section_a_resnet18_stage_by_stage(
     assert "11.17M" in md
     # A.3-B is A.2's winner itself: reused, not trained twice.
     assert "reused: " in md
+    # Issue 20: each winner against the noise of 64 val images, and the pass-on rule stated.
+    assert "Noise: each val score comes from 64 val images" in md
+    assert md.count("Rule for the stage's best") >= 3  # A.2, A.3, A.4
+    conclusions_a4 = md[md.index("### Conclusions (A.4"):]
+    assert "Convergence per epoch (val accuracy)" in conclusions_a4
+    assert "Gradient flow, gradient norm of the first main-path layer" in conclusions_a4
 
 
 def test_section_b_classifier_unet_and_backbone(
@@ -135,6 +141,12 @@ def test_section_b_classifier_unet_and_backbone(
     )
     # B.3: which encoder feature map feeds which skip, at which scale.
     assert "-> skip of decoder step" in b3
+    # Issue 20: 'unfreeze at epoch 10' never happens in a 1-epoch smoke run, and is flagged;
+    # frozen vs unfrozen is compared across stages; the encoder's normalization is named.
+    assert "schedule that never happened: B.3-B was to unfreeze its encoder at epoch 10" in b3
+    assert "never unfroze its encoder" in b3[b3.index("## Across stages"):]
+    assert "pretrained encoder's training mean and std" in b3
+    assert "val IoU, Dice and pixel accuracy" in b3 and "val macro F1" not in b3
 
 
 def test_section_c_cnn_versus_fully_connected(
@@ -160,6 +172,12 @@ def test_section_c_cnn_versus_fully_connected(
     columns = header.read_text().splitlines()[0]
     assert {"inference_ms_per_image", "wall_time_s", "train_acc_final"} <= set(columns.split(","))
     assert "train−val gap" in md
+    # Issue 20: C.1 and C.2 answered between stages, on shared axes.
+    across = md[md.index("## Across stages"):]
+    assert "mnist, best model:" in across and "cifar10, best model:" in across
+    assert "Regularized vs not (CIFAR ResCNN+reg, small vs CIFAR ResCNN, small)" in across
+    assert_figure_has_data(tmp_path / "runs" / "cnn_vs_fc_small" / "report" / "figures"
+                           / "across_stages.png")
 
 
 def test_section_d_architecture_analysis(
@@ -179,6 +197,11 @@ def test_section_d_architecture_analysis(
     )
     # D.1: the kernel variants are at equal parameters, so the parameter count is on the page.
     assert "params (M)" in md and "train time" in md
+    # Issue 20: D.1 in time and receptive field; D.2 depth and residual by gradient flow.
+    assert "Kernel sizes at about equal parameters (accuracy, time, receptive field)" in md
+    assert "Receptive field: " in md
+    assert "Depth: without residuals the first/last gradient ratio" in md
+    assert "Residual connection at 6 conv: ratio" in md
 
 
 def test_section_e_custom_layers_and_block_types(
@@ -188,7 +211,7 @@ def test_section_e_custom_layers_and_block_types(
     report = run_and_report("blocks_and_layers_small", data_root, tmp_path / "runs",
                             "--set", "epochs=3", "--set", "max_batches=1", "--set",
                             "batch_size=32", "--set", "image_size=32")
-    check_report(
+    md = check_report(
         report,
         headings=["## Stage: E.1 Custom layers", "### Custom layer checks (E.1",
                   "## Stage: E.2 Block types", "Stability: std of val acc"],
@@ -205,6 +228,12 @@ def test_section_e_custom_layers_and_block_types(
         blocks = list(csv.DictReader(f))
     assert [b["configuration"] for b in blocks] == ["block=basic", "block=bottleneck", "block=wide"]
     assert all(b["val_acc_std_last3"] not in ("", None) for b in blocks)
+    # Issue 20: E.1 against the standard layer, E.2 in time and stability.
+    for custom, standard in (("GatedConv2d", "Conv2d"), ("L2Pool2d", "MaxPool2d"),
+                             ("Swish", "ReLU")):
+        assert f"{custom} against {standard} (E1-A)" in md
+    assert "Block types (accuracy, time, parameters, stability)" in md
+    assert "Stability: " in md and "varies least over its last 3 epochs" in md
 
 
 def test_section_f_initialization_and_gradient_probes(tmp_path: Path) -> None:
@@ -216,3 +245,5 @@ def test_section_f_initialization_and_gradient_probes(tmp_path: Path) -> None:
     for name in ("weight_variance", "gradient_depth"):
         assert_figure_has_data(tmp_path / "probes" / "figures" / f"{name}.png")
         assert f"figures/{name}.png" in md
+    # Issue 20: F.2's explanation quotes its own ratio and conv1's weight count.
+    assert "1,728 weights against 36,864" in md and "from conv2 to conv1" in md
