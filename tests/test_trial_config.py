@@ -84,7 +84,7 @@ def test_pickles_and_copies_as_ray_and_the_driver_do() -> None:
 
 def test_the_loop_leaves_the_dict_as_given_and_checkpoints_it(tmp_path: Path) -> None:
     root = write_tiny_imagenet(
-        tmp_path / "tiny-imagenet-200", n_classes=2, train_per_class=4, val_per_class=2
+        tmp_path / "tiny-imagenet-200", n_classes=2, train_per_class=10, val_per_class=2
     )
     bundle = load_bundle(DataSpec("tiny_imagenet", path=root), cache_dir=tmp_path / "cache")
     given = {**TINY, "dataset": "tiny_imagenet", "epochs": 1, "batch_size": 4, "max_batches": 1}
