@@ -26,7 +26,12 @@ from trainables.data import write_tiny_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
-STOP_WITHIN_S = 30  # a loaded 2-core CPU: Tune's save, stopping the trials, Ray's shutdown
+# Tune's save, stopping the trials, Ray's shutdown: 5-33 s measured on the 2-core machine
+# loaded by this test's busy process and two other engineers' work.
+STOP_WITHIN_S = 60
+# A SIGTERM while Ray starts is held until ray.init returns (orchestrator/ray_setup.py:
+# sigterm_held_from_ray); on this loaded 2-core machine Ray's start took up to ~60 s.
+RAY_START_S = 90
 EPOCH_AFTER_STOP_S = 15  # an epoch in flight may still report until its actor is stopped
 INTERRUPTED = "interrupted: run the same command again to resume"
 
@@ -171,7 +176,9 @@ def interrupt(run: Run, moment: str, when: Callable[[Run, Path], bool], sig: int
     assert INTERRUPTED in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
     # Promptly: no later stage trains on, no trial reports an epoch well after the stop.
-    assert took < STOP_WITHIN_S, f"{moment}: {took:.0f} s from the signal to the exit"
+    print(f"stop at {moment} ({signal.Signals(sig).name}): exit {code} after {took:.1f} s")
+    limit = STOP_WITHIN_S + (RAY_START_S if moment == "Ray start-up" else 0)
+    assert took < limit, f"{moment}: {took:.0f} s from the signal to the exit"
     late = [t for t in result_times(run) if t > signalled + EPOCH_AFTER_STOP_S]
     assert not late, f"{moment}: epochs reported {[round(t - signalled) for t in late]} s after"
     record = run.record()
