@@ -129,7 +129,8 @@ def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: s
             f"within noise of the best: the margins are below {m.rule(title)}. At this budget "
             "the difference is within noise",
         )
-    imgs = f" ({m.images()})" if m.n else ""
+    # In val images only for accuracy: an IoU margin is not a count of images.
+    imgs = f" ({m.images()})" if m.n and study.trainable == "classification" else ""
     return (
         f"{top.name} has the best {title}, {_score_text(top, study)}, {_pts(m.margin)} points"
         f"{imgs} ahead of {second.name} ({_score_text(second, study)}), more than "
