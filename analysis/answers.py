@@ -106,7 +106,8 @@ def pair_verdict(a: Reading, b: Reading, study: Study, what: str) -> str:
     top, low = (a, b) if a.best >= b.best else (b, a)
     n = noise.val_images(top.trial, study)
     m = noise.judge(top.best or 0.0, low.best or 0.0, n, None)
-    imgs = f" ({m.images()})" if m.n else ""
+    # In val images only for accuracy: an IoU margin is not a count of images.
+    imgs = f" ({m.images()})" if m.n and study.trainable == "classification" else ""
     if m.noise is None:
         return (
             f"{what}: {top.trial.name} {_pct(top.best)} vs {low.trial.name} {_pct(low.best)}"

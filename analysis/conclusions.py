@@ -31,6 +31,7 @@ from analysis.tables import fmt_config, shown_keys, varying_keys
 # A margin below half a point (of accuracy or IoU) is a tie: one test image in 200 or so.
 TIE_POINTS = 0.5
 EARLY_STOPS = ("asha_stopped", "stopped")
+ALL_ROCK_TOL = 1e-4  # |val IoU - val pixel accuracy| below this: (nearly) every pixel is rock
 
 
 @dataclass
@@ -88,6 +89,7 @@ def stage_conclusions(stage: Stage, study: Study) -> list[str]:
     if passed:
         out.append(passed)
     out += inherited_ties(stage, study)
+    out += all_rock_sentence(stage, study)
     out += section_answers(stage, study)
     out += _cut_sentence(stage, study)
     out.append(_convergence_sentence(stage, study, title))
@@ -127,7 +129,8 @@ def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: s
             f"within noise of the best: the margins are below {m.rule(title)}. At this budget "
             "the difference is within noise",
         )
-    imgs = f" ({m.images()})" if m.n else ""
+    # In val images only for accuracy: an IoU margin is not a count of images.
+    imgs = f" ({m.images()})" if m.n and study.trainable == "classification" else ""
     return (
         f"{top.name} has the best {title}, {_score_text(top, study)}, {_pts(m.margin)} points"
         f"{imgs} ahead of {second.name} ({_score_text(second, study)}), more than "
@@ -189,6 +192,27 @@ def inherited_ties(stage: Stage, study: Study) -> list[str]:
                 "setting was not chosen by a measured difference."
             )
     return out
+
+
+def all_rock_sentence(stage: Stage, study: Study) -> list[str]:
+    """Segmentation trials whose val IoU equals their val pixel accuracy at the best epoch
+    (within ALL_ROCK_TOL): that holds exactly when every pixel is predicted rock, a collapsed
+    model; within the tolerance, all but a handful of pixels."""
+    if study.trainable != "segmentation":
+        return []
+    flat = []
+    for t in stage.trials:
+        st = trial_stats(t, study)
+        acc = st.extras.get("val_pixel_acc")
+        if st.val_best is not None and acc is not None and abs(st.val_best - acc) < ALL_ROCK_TOL:
+            flat.append(f"{t.name} ({st.val_best:.3f})")
+    if not flat:
+        return []
+    return [
+        "Degenerate output: val IoU equals val pixel accuracy for " + ", ".join(flat)
+        + f" (to {ALL_ROCK_TOL}), which happens when every pixel is predicted rock: these "
+        "models have not learned to segment, and their IoU is the share of rock pixels."
+    ]
 
 
 def _cut_sentence(stage: Stage, study: Study) -> list[str]:

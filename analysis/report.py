@@ -338,7 +338,7 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
             f"Stage '{stage.name}' ({stage.status}): {len(stage.trials)} trial(s), "
             + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
             + f"; scheduler {stage.scheduler or 'n/a'}; {_epochs_text(stage.epochs)}; compares "
-            + (", ".join(stage.compare) or "nothing (single configuration)")
+            + (", ".join(stage.compare) or _single_text(s))
             + "."
         )
     )
@@ -403,6 +403,11 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
                 f"each part) are in 'Test evaluation: {title}'."
             )
         )
+
+
+def _single_text(s: Study) -> str:
+    where = "the other stages in 'Across stages'" if across.applies(s) else "no other stage"
+    return f"one configuration, set against {where}"
 
 
 def _across_section(b: ReportBuilder) -> None:
