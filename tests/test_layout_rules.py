@@ -72,6 +72,17 @@ DATASET_NAME_OK = {
 # Code that is not a data-set name checked for (users of data sets, like a study file).
 DATASET_NAME_SCOPE = ("analysis", "orchestrator", "trainables")
 
+# The run directory's file and folder names stand only in trainables/run_dir.py, besides:
+RUN_DIR_NAMES = ("study.json", "result.json", "params.json", "checkpoint.pt", "replays")
+RUN_DIR_NAMES_OK = {
+    "trainables/run_dir.py": "the layout itself",
+    # StudyRecord.from_dict's `where` label for messages (run_dir imports the contract)
+    "trainables/contract.py": "a label in error messages",
+    # replay reads study.json, result.json and the replay folder its own way until issue 21
+    # moves it onto trainables/run_dir.py (load_study_record, recorded_rows, replay_dir)
+    "orchestrator/replay.py": "to move onto trainables/run_dir.py",
+}
+
 # A trial's config takes its defaults in one place: trainables/trial_config.py's TrialConfig
 # applies trainables/config.py's `with_defaults`; the code reads the TrialConfig.
 DEFAULTS_APPLIED_BY = {"trainables/trial_config.py"}
@@ -374,6 +385,18 @@ def test_dataset_names_only_in_their_reader_module() -> None:
     )
 
 
+def test_run_directory_names_only_in_its_layout_module() -> None:
+    found = {
+        rel(p): [f"{c.lineno}: {c.value}" for c in string_constants(p) if c.value in RUN_DIR_NAMES]
+        for p in source_files(("analysis", "orchestrator", "trainables"))
+    }
+    bad = {name: lines for name, lines in found.items() if lines and name not in RUN_DIR_NAMES_OK}
+    assert not bad, f"name the run directory's files through trainables/run_dir.py: {bad}"
+    # replay.py is left out: another branch moves it, and its merge must not turn this red.
+    stale = [n for n in RUN_DIR_NAMES_OK if not found.get(n) and n != "orchestrator/replay.py"]
+    assert not stale, f"allowed but no longer needed (drop them here and in the doc): {stale}"
+
+
 def test_only_the_trial_config_fills_in_the_defaults() -> None:
     bad = [
         f"{rel(p)}:{i.line} imports with_defaults"
@@ -393,6 +416,7 @@ def test_the_doc_names_every_listed_exception() -> None:
         *NOT_THE_REPORT,
         *DATASET_NAME_OK,
         *DEFAULTS_APPLIED_BY,
+        *RUN_DIR_NAMES_OK,
         *(f"{m.replace('.', '/')}.py" for m in REPORT_WRITER_IMPORTS),
     ]
     missing = [f for f in named if f"`{f}`" not in doc]
