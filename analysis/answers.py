@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from analysis import noise
 from analysis.rundir import Stage, Study, Trial, finite
-from analysis.summary import STABILITY_EPOCHS, last_epochs_std, task_metrics, trial_stats
+from analysis.summary import (
+    GAP_THRESHOLD,
+    STABILITY_EPOCHS,
+    last_epochs_std,
+    task_metrics,
+    trial_stats,
+)
 from analysis.trial_probes import block_of, load_probes
 
 RATIO_FLAT = 3.0  # a first/last gradient ratio within this factor of 1 is "no vanishing"
@@ -346,6 +352,34 @@ def _block_types(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
     return out
 
 
+def _dropout(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+    """A2.3: dropout against the p = 0 reference, by the train-val gap (overfitting)."""
+    refs = [t for st in study.stages if st is not stage and noise.is_reference(st)
+            for t in st.trials if t.status not in ("infeasible", "error")]
+    rows = [(f"p={r.trial.config.get('dropout')}", r) for r in rs]
+    rows += [(f"reference p={t.config.get('dropout', 0)}", reading(t, study)) for t in refs]
+    gaps = [(label, trial_stats(r.trial, study).gap, r) for label, r in rows]
+    known = [(label, g, r) for label, g, r in gaps if g is not None]
+    if not known:
+        return ["Overfitting against dropout cannot be read: no trial has a final train−val gap."]
+    text = "; ".join(f"{label} {100 * g:+.1f} points" for label, g, _ in known)
+    out = [f"Dropout and overfitting (final train−val gap, 'curves' figures): {text}."]
+    if all(g <= GAP_THRESHOLD for _, g, _ in known):
+        out.append(f"No gap exceeds {GAP_THRESHOLD:.2f}: at this budget nothing overfits, so "
+                   "dropout has no overfitting to reduce.")
+    elif refs:
+        ref_gap = next((g for label, g, _ in known if label.startswith("reference")), None)
+        if ref_gap is not None:
+            smaller = [label for label, g, _ in known
+                       if not label.startswith("reference") and g < ref_gap]
+            out.append("Smaller gap than the reference: " + (", ".join(smaller) or "none") + ".")
+    if refs:
+        best = max(rs, key=lambda r: r.best or 0.0)
+        out.append(pair_verdict(best, reading(refs[0], study), study,
+                                "Best dropout against the reference") + ".")
+    return out
+
+
 SECTIONS: list[tuple[Callable[[Stage], bool], Callable[..., list[str]]]] = [
     (lambda s: "kernel" in s.compare, _kernels),
     (lambda s: "residual" in s.compare or "n_conv" in s.compare, _depth),
@@ -353,6 +387,7 @@ SECTIONS: list[tuple[Callable[[Stage], bool], Callable[..., list[str]]]] = [
      _custom_layers),
     (lambda s: "activation" in s.compare, _activations),
     (lambda s: "block" in s.compare, _block_types),
+    (lambda s: "dropout" in s.compare, _dropout),
 ]
 
 
