@@ -675,7 +675,7 @@ CASES += [
     ("space21-randint-reversed", space("tune.randint(5, 2)"), 2, "holds no integer"),
     ("space21-lograndint-empty", space("tune.lograndint(1, 1)"), 2, "holds no integer"),
     ("space21-uniform-reversed", space("tune.uniform(0.5, 0.1)"), 2, "is empty or not finite"),
-    ("space21-grid-empty", space("tune.grid_search([])"), 2, "tune.grid_search([]) has no value"),
+    ("space21-grid-empty", space("tune.grid_search([])"), 2, "tune.grid_search([]) is empty"),
     ("space21-optuna-choice-empty",
      study(stages='[Stage("s1", search="optuna", num_samples=2, '
                   'space={"lr": tune.choice([])})]'), 2, "has no choices"),
