@@ -329,18 +329,12 @@ def _check_stage_types(stage: Stage, where: str) -> None:
 
 
 def _check_dimension(dimension: Any, where: str) -> None:
-    """A search dimension with no value to try (tune.choice([]), tune.randint(3, 3),
-    tune.grid_search([])) is named as such, before the planner reports a symptom of it."""
+    """A sampled dimension with no value to try (tune.choice([]), tune.randint(3, 3)) is named
+    as such, before the planner reports a symptom of it ("lr=None must be a number")."""
     from ray.tune.search.sample import Categorical, Float, Integer, Quantized
 
-    if isinstance(dimension, dict) and "grid_search" in dimension:
-        values = dimension["grid_search"]
-        if not isinstance(values, list | tuple) or not values:
-            raise StudyError(
-                f"{where} = tune.grid_search({values!r}) has no values to try; give a "
-                "non-empty list, e.g. tune.grid_search(['relu', 'gelu'])"
-            )
-    elif isinstance(dimension, Categorical) and not dimension.categories:
+    # tune.grid_search([]) is the planner's to name (orchestrator/plan.py).
+    if isinstance(dimension, Categorical) and not dimension.categories:
         raise StudyError(
             f"{where} = tune.choice([]) has no choices; give a non-empty list, e.g. "
             "tune.choice(['relu', 'gelu'])"
