@@ -96,7 +96,8 @@ def test_one_val_image_apart_is_a_tie_within_noise(one_image_apart: Path) -> Non
     # A.4's own answer: the pair one image apart, within noise; gradient flow read per trial.
     which = next(ln for ln in lines if ln.startswith("Which activation"))
     assert f"(1 val image of {n})" in which and "within noise" in which
-    assert any(ln.startswith("Gradient flow, first body block over last") for ln in lines)
+    assert any(ln.startswith("Gradient flow, gradient norm of the first main-path layer")
+               for ln in lines)
     rows = list(csv.DictReader((one_image_apart / "report" / "tables" / "summary.csv").open()))
     assert [r["winner"] for r in rows if r["best_in_stage"] == "True"] == [
         "tie within noise (tie-break)"
