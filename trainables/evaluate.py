@@ -272,7 +272,7 @@ def evaluation_arrays(
 
 
 def write_evaluation(
-    out_dir: Path, record: EvaluationRecord, arrays: dict[str, np.ndarray]
+    out_dir: Path, record: EvaluationRecord, arrays: dict[str, Any]
 ) -> Path:
     """evaluation/<stage>.npz, then .json (both atomic: a killed driver leaves no torn file)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -121,7 +121,7 @@ def run_epoch(
                 loss = task.loss(logits.float(), target)
             if not torch.isfinite(loss):
                 raise Diverged("training" if training else "validation", float(loss.detach()))
-            if training:
+            if optimizer is not None:  # training
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if after_backward is not None:  # gradient-flow probe (trial_probes)

@@ -54,7 +54,9 @@ class TrialConfig:
     given: Mapping[str, Any]
 
     @classmethod
-    def from_dict(cls, config: Mapping[str, Any], task: str | None = None) -> TrialConfig:
+    def from_dict(
+        cls, config: TrialConfig | Mapping[str, Any], task: str | None = None
+    ) -> TrialConfig:
         """The config with its defaults; validated for `task` ("classification" or
         "segmentation") when given (ConfigError names the key and the valid values). Records
         read back from a run are not validated again: they were when the run planned them."""

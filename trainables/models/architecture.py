@@ -79,7 +79,8 @@ def architecture_summary(
 
 def _parts(model: torch.nn.Module) -> tuple[list[tuple[str, torch.nn.Module]], set[str]]:
     """The model's parts in order, and the names of those that are stages of blocks."""
-    parts, stages = [], set()
+    parts: list[tuple[str, torch.nn.Module]] = []
+    stages: set[str] = set()
     for name, child in model.named_children():
         grand = list(child.named_children())
         if (
