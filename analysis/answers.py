@@ -84,7 +84,7 @@ def first_last_layers(grads: list[dict]) -> tuple[str, float, str, float] | None
 def timing_caveat(trials: list[Trial]) -> str:
     """'' when the seconds per epoch measure training; else why they do not (a capped or a
     single epoch is mostly start-up: data to the device, allocator, the shared machine)."""
-    capped = {t.config.get("max_batches") for t in trials if t.config.get("max_batches")}
+    capped = {cap for t in trials if (cap := t.config.get("max_batches"))}
     if capped:
         return (f" (epochs capped at {', '.join(map(str, sorted(capped)))} batches: start-up "
                 "and the shared machine dominate, so these times are not a ranking)")

@@ -200,19 +200,20 @@ def side_by_side_table(runs: list[Run]) -> Table:
         present = [trials.get(key) for trials in per_run]
         names = " / ".join(dict.fromkeys(t.name for t in present if t is not None))
         row: list[Any] = [titles[key], names, key[1] or "—"]
-        bests = []
-        for r, t in zip(runs, present, strict=True):
-            if t is None:
+        bests: list[float | None] = []
+        for r, trial in zip(runs, present, strict=True):
+            if trial is None:
                 row += [None, None, None, None]
                 bests.append(None)
                 continue
-            st = trial_stats(t, r.study)
-            stage = next(s for s in r.study.stages if s.name == t.stage)
+            st = trial_stats(trial, r.study)
+            stage = next(s for s in r.study.stages if s.name == trial.stage)
             row += [st.val_best, st.val_final, st.best_epoch,
-                    budget_text(t.config, r.study, stage.epochs)]
+                    budget_text(trial.config, r.study, stage.epochs)]
             bests.append(st.val_best)
         if len(runs) == 2:
-            row.append(None if None in bests else bests[1] - bests[0])
+            first, second = bests
+            row.append(None if first is None or second is None else second - first)
         rows.append(row)
     return Table("compare_summary", columns, rows)
 

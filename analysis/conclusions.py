@@ -297,19 +297,17 @@ def _cost_sentence(ranked: list[Variant]) -> str | None:
     top = ranked[0]
     if top.params is None:
         return None
-    text = f"The best-scoring configuration has {top.params / 1e6:.2f}M parameters"
-    others = [v for v in ranked[1:] if v.params is not None]
+    mine = top.params
+    text = f"The best-scoring configuration has {mine / 1e6:.2f}M parameters"
+    others = [(v.name, v.params) for v in ranked[1:] if v.params is not None]
     if others:
-        second = others[0]
-        diff = top.params - second.params
+        name, theirs = others[0]
+        diff = mine - theirs
         if diff == 0:
-            text += f", the same as {second.name}"
-        elif second.params and top.params >= 2 * second.params:
-            text += f", {top.params / second.params:.1f}× as many as {second.name}"
-        elif second.params:
+            text += f", the same as {name}"
+        elif theirs and mine >= 2 * theirs:
+            text += f", {mine / theirs:.1f}× as many as {name}"
+        elif theirs:
             word = "more" if diff > 0 else "fewer"
-            text += (
-                f", {abs(diff) / 1e6:.2f}M ({abs(diff) / second.params:.0%}) {word} than "
-                f"{second.name}"
-            )
+            text += f", {abs(diff) / 1e6:.2f}M ({abs(diff) / theirs:.0%}) {word} than {name}"
     return text + "."

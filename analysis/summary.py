@@ -133,8 +133,7 @@ def _timing(trial: Trial, key: str) -> float | None:
 
 def val_loss_rising(curve: list[dict[str, float]]) -> bool | None:
     """True when val loss bottomed out before the last epochs and ended clearly above it."""
-    losses = [(r["epoch"], finite(r.get("val_loss"))) for r in curve]
-    losses = [(e, v) for e, v in losses if v is not None]
+    losses = [(r["epoch"], v) for r in curve if (v := finite(r.get("val_loss"))) is not None]
     if len(losses) < RISING_EPOCHS + 1:
         return None
     min_idx = min(range(len(losses)), key=lambda i: losses[i][1])
@@ -263,8 +262,7 @@ STABILITY_EPOCHS = 3
 
 def last_epochs_std(trial: Trial, key: str, n: int = STABILITY_EPOCHS) -> float | None:
     """Population std of `key` over the trial's last n epochs; None with fewer than n epochs."""
-    vals = [finite(r.get(key)) for r in trial.curve[-n:]]
-    vals = [v for v in vals if v is not None]
+    vals = [v for r in trial.curve[-n:] if (v := finite(r.get(key))) is not None]
     if len(trial.curve) < n or len(vals) < n:
         return None
     mean = sum(vals) / n

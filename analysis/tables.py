@@ -352,7 +352,8 @@ def summary_table(study: Study) -> Table:
     ]
     stage_of = {s.name: s for s in study.stages}
     best_ids = _summary_best(study, trials)
-    rows, bold = [], set()
+    rows: list[list[Any]] = []
+    bold: set[int] = set()
     for t in trials:
         stage = stage_of[t.stage]
         st = trial_stats(t, study)
@@ -415,7 +416,8 @@ def stage_table(stage: Stage, study: Study) -> Table:
         Column("budget", "budget"),
         Column("stop_reason", "stop reason"),
     ]
-    rows, bold = [], set()
+    rows: list[list[Any]] = []
+    bold: set[int] = set()
     for t in stage.trials:
         if t is best:
             bold.add(len(rows))
@@ -480,7 +482,7 @@ def best_per_stage_table(study: Study) -> Table:
         Column("budget", "budget"),
         Column("checkpoint", "checkpoint"),
     ]
-    rows = []
+    rows: list[list[Any]] = []
     for stage in study.stages:
         t = stage_best_trial(stage, study)
         if t is None:
@@ -544,7 +546,7 @@ def test_metrics_table(
         keys += [k for k in ev.metrics if k not in keys]
     # With the study: the evaluated trial's training time and final train score beside the test
     # numbers (course C.1: training vs inference time; C.2: the train-test gap).
-    train_key = task_metrics(study).train_key if study else None
+    train_key = task_metrics(study).train_key if study else ""  # used only with a study
     columns = [
         Column("stage", "evaluated stage"),
         *([Column("title", "stage title")] if study else []),
@@ -559,7 +561,7 @@ def test_metrics_table(
     ]
     rows = []
     for ev in evals:
-        row = [ev.stage, ev.params, *[ev.metrics.get(k) for k in keys]]
+        row: list[Any] = [ev.stage, ev.params, *[ev.metrics.get(k) for k in keys]]
         if study is not None:
             trial = evaluated_trial(study, ev)
             row.insert(1, stage_title(study, ev.stage))
@@ -637,7 +639,7 @@ def confused_table(ev: Evaluation, top: int = 10) -> Table:
         total = dict(
             zip(ev.class_names, ev.confusion_matrix.sum(axis=1).tolist(), strict=False)
         )
-    rows = [[t, p, c] for t, p, c in confused_pairs(ev, top)]
+    rows: list[list[Any]] = [[t, p, c] for t, p, c in confused_pairs(ev, top)]
     if total:
         columns.append(Column("share_of_true", "share of true class", fmt_value))
         for r in rows:
