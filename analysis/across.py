@@ -20,13 +20,13 @@ from analysis import noise
 from analysis.answers import Reading, pair_verdict, reading, timing_caveat
 from analysis.evaluation import Evaluation, degenerate_output
 from analysis.figures import colours, save, study_budget
-from analysis.rundir import Stage, Study, Trial, finite
+from analysis.rundir import StageResults, StudyResults, Trial, finite
 from analysis.summary import GAP_THRESHOLD, seed_groups, stage_best_trial, task_metrics
 
 REGULARIZERS = ("dropout", "weight_decay")
 
 
-def single_model_stages(study: Study) -> list[Stage]:
+def single_model_stages(study: StudyResults) -> list[StageResults]:
     """Stages that trained one configuration (its seeds pooled) and have a best trial."""
     out = []
     for stage in study.stages:
@@ -36,14 +36,16 @@ def single_model_stages(study: Study) -> list[Stage]:
     return out
 
 
-def applies(study: Study) -> bool:
+def applies(study: StudyResults) -> bool:
     return len(single_model_stages(study)) >= 2
 
 
 class Row:
     """One stage's best trial and what the comparison quotes of it."""
 
-    def __init__(self, stage: Stage, trial: Trial, study: Study, ev: Evaluation | None):
+    def __init__(
+        self, stage: StageResults, trial: Trial, study: StudyResults, ev: Evaluation | None
+    ):
         self.stage, self.trial, self.ev = stage, trial, ev
         self.read: Reading = reading(trial, study)
         tm = task_metrics(study)
@@ -64,7 +66,7 @@ class Row:
         return None if self.train is None or self.test is None else self.train - self.test
 
 
-def rows_by_dataset(study: Study, evals: dict[str, Evaluation]) -> dict[str, list[Row]]:
+def rows_by_dataset(study: StudyResults, evals: dict[str, Evaluation]) -> dict[str, list[Row]]:
     groups: dict[str, list[Row]] = {}
     for stage in single_model_stages(study):
         best = stage_best_trial(stage, study)
@@ -99,7 +101,7 @@ def row_text(r: Row, score: str) -> str:
     return f"{who}: " + ", ".join(bits)
 
 
-def answers(study: Study, evals: dict[str, Evaluation]) -> list[str]:
+def answers(study: StudyResults, evals: dict[str, Evaluation]) -> list[str]:
     """One group of sentences per data set: the ranking against noise, then C.2 and B.3."""
     score = task_metrics(study).score_title
     out = []
@@ -108,10 +110,14 @@ def answers(study: Study, evals: dict[str, Evaluation]) -> list[str]:
             continue
         ranked = sorted(rows, key=lambda r: r.read.best or 0.0, reverse=True)
         out += [f"{dataset}, {row_text(r, score)}." for r in ranked]
-        out.append(pair_verdict(ranked[0].read, ranked[1].read, study,
-                                f"{dataset}, best model") + ".")
-        fastest = min((r for r in rows if r.read.sec_per_epoch), default=None,
-                      key=lambda r: r.read.sec_per_epoch or 0.0)
+        out.append(
+            pair_verdict(ranked[0].read, ranked[1].read, study, f"{dataset}, best model") + "."
+        )
+        fastest = min(
+            (r for r in rows if r.read.sec_per_epoch),
+            default=None,
+            key=lambda r: r.read.sec_per_epoch or 0.0,
+        )
         if fastest is not None:
             caveat = timing_caveat([r.trial for r in rows])
             out.append(f"{dataset}, time: {fastest.name} trains fastest per epoch{caveat}.")
@@ -120,32 +126,44 @@ def answers(study: Study, evals: dict[str, Evaluation]) -> list[str]:
     return out
 
 
-def _regularized(rows: list[Row], study: Study) -> list[str]:
+def _regularized(rows: list[Row], study: StudyResults) -> list[str]:
     """C.2: a model with dropout / weight decay against the same model without."""
     out = []
     for reg in rows:
         on = {k: reg.trial.config.get(k) for k in REGULARIZERS if reg.trial.config.get(k)}
         if not on:
             continue
-        plain = [r for r in rows if r is not reg and _same_model(r, reg)
-                 and not any(r.trial.config.get(k) for k in REGULARIZERS)]
+        plain = [
+            r
+            for r in rows
+            if r is not reg
+            and _same_model(r, reg)
+            and not any(r.trial.config.get(k) for k in REGULARIZERS)
+        ]
         for p in plain:
             what = ", ".join(f"{k}={v}" for k, v in on.items())
             if reg.gap is None or p.gap is None:
                 gaps = "no test score for a train-test gap"
             else:
-                gaps = (f"train−test gap {100 * reg.gap:+.1f} points with {what} against "
-                        f"{100 * p.gap:+.1f} without, " + _gap_reading(reg.gap, p.gap))
-            out.append(f"Regularized vs not ({reg.name} vs {p.name}): {gaps}; "
-                       + pair_verdict(reg.read, p.read, study, "val score") + ".")
+                gaps = (
+                    f"train−test gap {100 * reg.gap:+.1f} points with {what} against "
+                    f"{100 * p.gap:+.1f} without, " + _gap_reading(reg.gap, p.gap)
+                )
+            out.append(
+                f"Regularized vs not ({reg.name} vs {p.name}): {gaps}; "
+                + pair_verdict(reg.read, p.read, study, "val score")
+                + "."
+            )
     return out
 
 
 def _gap_reading(reg: float, plain: float) -> str:
     """What the two gaps say about regularization, by the report's overfitting threshold."""
     if plain <= GAP_THRESHOLD:
-        return (f"so the unregularized model does not overfit (gap ≤ {GAP_THRESHOLD:.2f}): at "
-                "this budget there is no gap for regularization to close")
+        return (
+            f"so the unregularized model does not overfit (gap ≤ {GAP_THRESHOLD:.2f}): at "
+            "this budget there is no gap for regularization to close"
+        )
     if reg < plain:
         return f"so regularization closes {100 * (plain - reg):.1f} points of the gap"
     return "so regularization does not reduce the gap here"
@@ -156,7 +174,7 @@ def _same_model(a: Row, b: Row) -> bool:
     return all(a.trial.config.get(k) == b.trial.config.get(k) for k in keys)
 
 
-def _encoder_schedules(rows: list[Row], study: Study) -> list[str]:
+def _encoder_schedules(rows: list[Row], study: StudyResults) -> list[str]:
     """B.3: frozen encoder, encoder unfrozen later, and the base U-Net, in words."""
     sched = {str(r.trial.config.get("freeze_schedule", "none")): r for r in rows}
     if "frozen" not in sched and "unfreeze_at" not in sched:
@@ -172,15 +190,22 @@ def _encoder_schedules(rows: list[Row], study: Study) -> list[str]:
                 "about unfreezing."
             )
         else:
-            out.append("Frozen vs unfrozen: "
-                       + pair_verdict(later.read, frozen.read, study,
-                                      "unfreezing the encoder later against keeping it frozen")
-                       + ".")
+            out.append(
+                "Frozen vs unfrozen: "
+                + pair_verdict(
+                    later.read,
+                    frozen.read,
+                    study,
+                    "unfreezing the encoder later against keeping it frozen",
+                )
+                + "."
+            )
     base = next((r for r in rows if r.trial.config.get("model") == "unet"), None)
     for r in (frozen, later):
         if r is not None and base is not None:
-            out.append(pair_verdict(r.read, base.read, study,
-                                    f"{r.name} against the base U-Net") + ".")
+            out.append(
+                pair_verdict(r.read, base.read, study, f"{r.name} against the base U-Net") + "."
+            )
     return out
 
 
@@ -206,7 +231,7 @@ def schedule_warning(trial: Trial) -> str | None:
     )
 
 
-def shared_axes_figure(study: Study, evals: dict[str, Evaluation], path: Path) -> bool:
+def shared_axes_figure(study: StudyResults, evals: dict[str, Evaluation], path: Path) -> bool:
     """Per data set a panel of the stages' val scores (95% interval bars) and test scores on a
     shared score axis, over a panel of seconds per epoch."""
     groups = {k: v for k, v in rows_by_dataset(study, evals).items() if len(v) >= 2}
@@ -214,8 +239,7 @@ def shared_axes_figure(study: Study, evals: dict[str, Evaluation], path: Path) -
         return False
     score = task_metrics(study).score_title
     n = len(groups)
-    fig, axes = plt.subplots(2, n, figsize=(max(5.5, 4.8 * n), 6.8), squeeze=False,
-                             sharey="row")
+    fig, axes = plt.subplots(2, n, figsize=(max(5.5, 4.8 * n), 6.8), squeeze=False, sharey="row")
     for col, (dataset, rows) in enumerate(groups.items()):
         _score_panel(axes[0][col], rows, dataset, score)
         _time_panel(axes[1][col], rows)
@@ -232,11 +256,24 @@ def _score_panel(ax: Any, rows: list[Row], dataset: str, score: str) -> None:
         if v is None:
             continue
         lo, hi = noise.wilson(v, r.n) if r.n else (v, v)
-        ax.errorbar(i - 0.1, 100 * v, yerr=[[100 * (v - lo)], [100 * (hi - v)]], fmt="o",
-                    color=colour, capsize=4, label="val (95% interval)" if i == 0 else None)
+        ax.errorbar(
+            i - 0.1,
+            100 * v,
+            yerr=[[100 * (v - lo)], [100 * (hi - v)]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+            label="val (95% interval)" if i == 0 else None,
+        )
         if r.test is not None:
-            ax.plot(i + 0.1, 100 * r.test, "s", mfc="none", color=colour,
-                    label="test" if i == 0 else None)
+            ax.plot(
+                i + 0.1,
+                100 * r.test,
+                "s",
+                mfc="none",
+                color=colour,
+                label="test" if i == 0 else None,
+            )
     ax.set_xticks(x, [])  # the names are under the time panel below, same order
     ax.set_ylim(0, 100)
     ax.set_xlim(-0.6, len(rows) - 0.4)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analysis import noise
-from analysis.rundir import Stage, Study, Trial, finite
+from analysis.probe_figures import block_of, load_probes
+from analysis.rundir import StageResults, StudyResults, Trial, finite
 from analysis.summary import (
     GAP_THRESHOLD,
     STABILITY_EPOCHS,
@@ -23,7 +24,6 @@ from analysis.summary import (
     task_metrics,
     trial_stats,
 )
-from analysis.trial_probes import block_of, load_probes
 
 RATIO_FLAT = 3.0  # a first/last gradient ratio within this factor of 1 is "no vanishing"
 CLEAR_CHANGE = 1.5  # a ratio that moves by less than this factor has not clearly changed
@@ -48,7 +48,7 @@ class Reading:
         return None if self.grad is None else self.grad[1] / self.grad[3]
 
 
-def reading(trial: Trial, study: Study) -> Reading:
+def reading(trial: Trial, study: StudyResults) -> Reading:
     key = task_metrics(study).val_key
     vals = [v for v in (finite(r.get(key)) for r in trial.curve) if v is not None]
     times = [v for v in (finite(r.get("epoch_time_s")) for r in trial.curve) if v is not None]
@@ -73,9 +73,13 @@ def reading(trial: Trial, study: Study) -> Reading:
 def first_last_layers(grads: list[dict]) -> tuple[str, float, str, float] | None:
     """The first and last main-path layer (shortcuts, squeeze-excitation and the head left
     out) with their gradient norms: the ratio that shows vanishing towards the input."""
-    main = [(str(g["layer"]), float(g["norm"])) for g in grads
-            if block_of(str(g["layer"])) is not None and not str(g["layer"]).startswith("head")
-            and float(g["norm"]) > 0]
+    main = [
+        (str(g["layer"]), float(g["norm"]))
+        for g in grads
+        if block_of(str(g["layer"])) is not None
+        and not str(g["layer"]).startswith("head")
+        and float(g["norm"]) > 0
+    ]
     if len(main) < 2:
         return None
     return main[0][0], main[0][1], main[-1][0], main[-1][1]
@@ -86,8 +90,10 @@ def timing_caveat(trials: list[Trial]) -> str:
     single epoch is mostly start-up: data to the device, allocator, the shared machine)."""
     capped = {cap for t in trials if (cap := t.config.get("max_batches"))}
     if capped:
-        return (f" (epochs capped at {', '.join(map(str, sorted(capped)))} batches: start-up "
-                "and the shared machine dominate, so these times are not a ranking)")
+        return (
+            f" (epochs capped at {', '.join(map(str, sorted(capped)))} batches: start-up "
+            "and the shared machine dominate, so these times are not a ranking)"
+        )
     if all((t.epochs_run or 0) <= 1 for t in trials):
         return " (one epoch each, start-up included: these times are not a ranking)"
     return ""
@@ -105,7 +111,7 @@ def _vanishing_word(ratio: float) -> str:
     return f"stay within {RATIO_FLAT:g}× from last layer to first (no vanishing)"
 
 
-def pair_verdict(a: Reading, b: Reading, study: Study, what: str) -> str:
+def pair_verdict(a: Reading, b: Reading, study: StudyResults, what: str) -> str:
     """'a beats b by m points (k val images of n), outside noise' or 'within noise'."""
     if a.best is None or b.best is None:
         return f"{what}: no val score to compare"
@@ -134,7 +140,7 @@ def pair_verdict(a: Reading, b: Reading, study: Study, what: str) -> str:
 # --- the sections ------------------------------------------------------------------------------
 
 
-def _activations(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _activations(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     title = task_metrics(study).score_title
     conv = "; ".join(
         f"{_act(r)} {_pct(r.first_epoch)} after epoch 1, mean {_pct(r.mean_curve)}" for r in rs
@@ -153,8 +159,9 @@ def _activations(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
         why = (
             f" {_act(best)} is the choice on final val {title}"
             + (
-                " and converges fastest per epoch" if fastest is best else
-                f", though {_act(fastest)} converges faster per epoch"
+                " and converges fastest per epoch"
+                if fastest is best
+                else f", though {_act(fastest)} converges faster per epoch"
             )
             + "."
         )
@@ -182,7 +189,7 @@ def _grad_sentence(rs: list[Reading], name: Callable[[Reading], str]) -> list[st
     ]
 
 
-def _kernels(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _kernels(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     bits = "; ".join(
         f"{r.trial.config.get('kernel')}: {_pct(r.best)}, {_secs(r.sec_per_epoch)}/epoch, "
         f"receptive field {r.rf if r.rf is not None else '—'} px, "
@@ -207,13 +214,12 @@ def _kernels(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
         wide = max(with_rf, key=lambda r: r.rf or 0)
         out.append(
             f"Receptive field: {wide.trial.config.get('kernel')} sees the most of the input "
-            f"({wide.rf} px at its last layer); "
-            + _rf_payoff(wide, rs, study)
+            f"({wide.rf} px at its last layer); " + _rf_payoff(wide, rs, study)
         )
     return out
 
 
-def _rf_payoff(wide: Reading, rs: list[Reading], study: Study) -> str:
+def _rf_payoff(wide: Reading, rs: list[Reading], study: StudyResults) -> str:
     best = max(rs, key=lambda r: r.best or 0.0)
     if best is wide:
         return "it also scores best, so the wider view pays off here."
@@ -224,7 +230,7 @@ def _secs(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f} s"
 
 
-def _depth(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _depth(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     def name(r: Reading) -> str:
         c = r.trial.config
         return f"{c.get('n_conv')} conv" + (" + residual" if c.get("residual") else "")
@@ -248,8 +254,11 @@ def _depth(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
             )
         )
     res = [r for r in rs if r.trial.config.get("residual")]
-    same = [r for r in plain if res and r.trial.config.get("n_conv") == res[0].trial.config.get(
-        "n_conv")]
+    same = [
+        r
+        for r in plain
+        if res and r.trial.config.get("n_conv") == res[0].trial.config.get("n_conv")
+    ]
     if res and same and res[0].ratio is not None:
         r, p = res[0], same[0]
         change = (r.ratio or 0) / (p.ratio or 1)
@@ -271,20 +280,30 @@ def _depth(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
 
 STANDARD = {"conv": "standard", "pool": "max", "attention": "none", "activation": "relu"}
 # Each custom layer's name and the standard layer it replaces (course E.1).
-CUSTOM_NAMES = {"gated": "GatedConv2d", "l2": "L2Pool2d", "se": "channel attention (SE)",
-                "swish": "Swish"}
-STANDARD_OF = {"gated": "Conv2d", "l2": "MaxPool2d", "se": "the same CNN without attention",
-               "swish": "ReLU"}
+CUSTOM_NAMES = {
+    "gated": "GatedConv2d",
+    "l2": "L2Pool2d",
+    "se": "channel attention (SE)",
+    "swish": "Swish",
+}
+STANDARD_OF = {
+    "gated": "Conv2d",
+    "l2": "MaxPool2d",
+    "se": "the same CNN without attention",
+    "swish": "ReLU",
+}
 
 
-def _custom_layers(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _custom_layers(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     def is_standard(r: Reading) -> bool:
         return all(r.trial.config.get(k, v) == v for k, v in STANDARD.items())
 
     base = next((r for r in rs if is_standard(r)), None)
     if base is None:
-        return ["No trial ran the standard layers (Conv2d, max-pool, no attention, ReLU), so "
-                "the custom layers have nothing to be compared with."]
+        return [
+            "No trial ran the standard layers (Conv2d, max-pool, no attention, ReLU), so "
+            "the custom layers have nothing to be compared with."
+        ]
     out = []
     caveat = timing_caveat([r.trial for r in rs])
     if caveat:
@@ -292,26 +311,31 @@ def _custom_layers(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
     for r in rs:
         if r is base:
             continue
-        custom = [str(r.trial.config.get(k)) for k, v in STANDARD.items()
-                  if r.trial.config.get(k, v) != v]
+        custom = [
+            str(r.trial.config.get(k)) for k, v in STANDARD.items() if r.trial.config.get(k, v) != v
+        ]
         label = " + ".join(CUSTOM_NAMES.get(c, c) for c in custom)
         against = " + ".join(STANDARD_OF.get(c, "the standard layer") for c in custom)
         dt = (
             f", {r.sec_per_epoch / base.sec_per_epoch:.2f}× the time per epoch"
-            if r.sec_per_epoch and base.sec_per_epoch else ""
+            if r.sec_per_epoch and base.sec_per_epoch
+            else ""
         )
         dp = (
             f", {(r.trial.params or 0) - (base.trial.params or 0):+,} parameters"
-            if r.trial.params is not None and base.trial.params is not None else ""
+            if r.trial.params is not None and base.trial.params is not None
+            else ""
         )
         out.append(
             pair_verdict(r, base, study, f"{label} against {against} ({base.trial.name})")
-            + dt + dp + "."
+            + dt
+            + dp
+            + "."
         )
     return out
 
 
-def _block_types(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _block_types(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     bits = []
     for r in rs:
         stab = (
@@ -331,7 +355,8 @@ def _block_types(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
             f"Time: {fast.trial.config.get('block')} is the fastest per epoch; "
             + ", ".join(
                 f"{r.trial.config.get('block')} takes {r.sec_per_epoch / fast.sec_per_epoch:.2f}×"
-                for r in timed if r is not fast and r.sec_per_epoch and fast.sec_per_epoch
+                for r in timed
+                if r is not fast and r.sec_per_epoch and fast.sec_per_epoch
             )
             + timing_caveat([r.trial for r in rs])
             + "."
@@ -339,23 +364,33 @@ def _block_types(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
     stable = [r for r in rs if r.stability is not None]
     if len(stable) >= 2:
         calm = min(stable, key=lambda r: r.stability or 0.0)
-        out.append(f"Stability: {calm.trial.config.get('block')} varies least over its last "
-                   f"{STABILITY_EPOCHS} epochs.")
+        out.append(
+            f"Stability: {calm.trial.config.get('block')} varies least over its last "
+            f"{STABILITY_EPOCHS} epochs."
+        )
     elif rs:
-        out.append("Stability cannot be compared at this budget: it needs at least "
-                   f"{STABILITY_EPOCHS} epochs per trial (or several seeds).")
+        out.append(
+            "Stability cannot be compared at this budget: it needs at least "
+            f"{STABILITY_EPOCHS} epochs per trial (or several seeds)."
+        )
     basic = next((r for r in rs if r.trial.config.get("block") == "basic"), None)
     for r in rs:
         if basic is not None and r is not basic:
-            out.append(pair_verdict(r, basic, study,
-                                    f"{r.trial.config.get('block')} against basic") + ".")
+            out.append(
+                pair_verdict(r, basic, study, f"{r.trial.config.get('block')} against basic") + "."
+            )
     return out
 
 
-def _dropout(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
+def _dropout(stage: StageResults, study: StudyResults, rs: list[Reading]) -> list[str]:
     """A2.3: dropout against the p = 0 reference, by the train-val gap (overfitting)."""
-    refs = [t for st in study.stages if st is not stage and noise.is_reference(st)
-            for t in st.trials if t.status not in ("infeasible", "error")]
+    refs = [
+        t
+        for st in study.stages
+        if st is not stage and noise.is_reference(st)
+        for t in st.trials
+        if t.status not in ("infeasible", "error")
+    ]
     rows = [(f"p={r.trial.config.get('dropout')}", r) for r in rs]
     rows += [(f"reference p={t.config.get('dropout', 0)}", reading(t, study)) for t in refs]
     gaps = [(label, trial_stats(r.trial, study).gap, r) for label, r in rows]
@@ -365,33 +400,40 @@ def _dropout(stage: Stage, study: Study, rs: list[Reading]) -> list[str]:
     text = "; ".join(f"{label} {100 * g:+.1f} points" for label, g, _ in known)
     out = [f"Dropout and overfitting (final train−val gap, 'curves' figures): {text}."]
     if all(g <= GAP_THRESHOLD for _, g, _ in known):
-        out.append(f"No gap exceeds {GAP_THRESHOLD:.2f}: at this budget nothing overfits, so "
-                   "dropout has no overfitting to reduce.")
+        out.append(
+            f"No gap exceeds {GAP_THRESHOLD:.2f}: at this budget nothing overfits, so "
+            "dropout has no overfitting to reduce."
+        )
     elif refs:
         ref_gap = next((g for label, g, _ in known if label.startswith("reference")), None)
         if ref_gap is not None:
-            smaller = [label for label, g, _ in known
-                       if not label.startswith("reference") and g < ref_gap]
+            smaller = [
+                label for label, g, _ in known if not label.startswith("reference") and g < ref_gap
+            ]
             out.append("Smaller gap than the reference: " + (", ".join(smaller) or "none") + ".")
     if refs:
         best = max(rs, key=lambda r: r.best or 0.0)
-        out.append(pair_verdict(best, reading(refs[0], study), study,
-                                "Best dropout against the reference") + ".")
+        out.append(
+            pair_verdict(best, reading(refs[0], study), study, "Best dropout against the reference")
+            + "."
+        )
     return out
 
 
-SECTIONS: list[tuple[Callable[[Stage], bool], Callable[..., list[str]]]] = [
+SECTIONS: list[tuple[Callable[[StageResults], bool], Callable[..., list[str]]]] = [
     (lambda s: "kernel" in s.compare, _kernels),
     (lambda s: "residual" in s.compare or "n_conv" in s.compare, _depth),
-    (lambda s: "conv" in s.compare or "attention" in s.compare or "pool" in s.compare,
-     _custom_layers),
+    (
+        lambda s: "conv" in s.compare or "attention" in s.compare or "pool" in s.compare,
+        _custom_layers,
+    ),
     (lambda s: "activation" in s.compare, _activations),
     (lambda s: "block" in s.compare, _block_types),
     (lambda s: "dropout" in s.compare, _dropout),
 ]
 
 
-def section_answers(stage: Stage, study: Study) -> list[str]:
+def section_answers(stage: StageResults, study: StudyResults) -> list[str]:
     """The sentences answering the section's question; [] for a stage no section matches."""
     trials = [t for t in stage.trials if t.status not in ("infeasible", "error")]
     if len(trials) < 2:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.rundir import Stage, Study, Trial
+from analysis.rundir import StageResults, StudyResults, Trial
 from analysis.summary import budget_text
 from analysis.tables import Column, Table
 from trainables.contract import TRIAL_RANKED, is_better, planned_epochs
@@ -84,7 +84,7 @@ def _epoch_seconds(trial: Trial) -> float | None:
     return sum(times) / len(times) if times else None
 
 
-def stage_savings(stage: Stage, study: Study) -> Savings:
+def stage_savings(stage: StageResults, study: StudyResults) -> Savings:
     """The savings of one stage (meant for scheduler "asha"; a FIFO stage shows none)."""
     metric, mode = study.metric, study.mode
     trials = [t for t in stage.trials if t.status in TRIAL_RANKED and t.curve]
@@ -121,7 +121,7 @@ def stage_savings(stage: Stage, study: Study) -> Savings:
     return Savings(stage.name, metric, rows, winner, common, leader, ahead)
 
 
-def savings_table(s: Savings, study: Study) -> Table:
+def savings_table(s: Savings, study: StudyResults) -> Table:
     columns = [
         Column("trial", "trial"),
         Column("status", "stop"),
@@ -133,8 +133,16 @@ def savings_table(s: Savings, study: Study) -> Table:
         Column("budget", "budget"),
     ]
     rows = [
-        [r.trial.name, r.trial.status, r.planned, r.trained, r.saved, r.best_so_far, r.winner_then,
-         budget_text(r.trial.config, study)]
+        [
+            r.trial.name,
+            r.trial.status,
+            r.planned,
+            r.trained,
+            r.saved,
+            r.best_so_far,
+            r.winner_then,
+            budget_text(r.trial.config, study),
+        ]
         for r in s.rows
     ]
     bold = {i for i, r in enumerate(s.rows) if s.winner is not None and r.trial is s.winner}
@@ -165,14 +173,18 @@ def savings_lines(s: Savings) -> list[str]:
         same = s.leader_at_common is s.winner
         lines.append(
             f"At the last epoch every trial reached ({s.common_epoch}), "
-            + (f"the winner {name} already led." if same else
-               f"{s.leader_at_common.name} led, not the winner {name}: the ranking changed "
-               "after it, so early values alone would have picked another trial.")
+            + (
+                f"the winner {name} already led."
+                if same
+                else f"{s.leader_at_common.name} led, not the winner {name}: the ranking changed "
+                "after it, so early values alone would have picked another trial."
+            )
         )
     if s.ahead:
         listed = ", ".join(
             f"{r.trial.name} ({r.best_so_far:.4f} vs {r.winner_then:.4f} at epoch {r.trained})"
-            if isinstance(r.winner_then, float) else r.trial.name
+            if isinstance(r.winner_then, float)
+            else r.trial.name
             for r in s.ahead
         )
         lines.append(

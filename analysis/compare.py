@@ -20,7 +20,7 @@ from analysis import figures
 from analysis.document import Bullets, Heading, Note, Paragraph, file_stem, to_markdown
 from analysis.html import to_html
 from analysis.output import ReportBuilder, prepare_out_dir
-from analysis.rundir import ReportError, Stage, Study, Trial, load_study
+from analysis.rundir import ReportError, StageResults, StudyResults, Trial, load_study
 from analysis.summary import (
     METRIC_TITLES,
     budget_text,
@@ -50,7 +50,7 @@ class Run:
     """One run directory in the comparison, with its short tag (R1, R2, ...)."""
 
     tag: str
-    study: Study
+    study: StudyResults
     where: str = ""  # the run folder, with its parent when two runs' folders share a name
 
     @property
@@ -150,7 +150,7 @@ def _stage_names(runs: list[Run]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _row_keys(trials: list[Trial], study: Study) -> list[tuple[str, str, int]]:
+def _row_keys(trials: list[Trial], study: StudyResults) -> list[tuple[str, str, int]]:
     """Match keys: stage, the compared settings, and the n-th such row of that run.
 
     Labels are not used: a study file renumbered between two runs gives the same trial another
@@ -208,8 +208,12 @@ def side_by_side_table(runs: list[Run]) -> Table:
                 continue
             st = trial_stats(trial, r.study)
             stage = next(s for s in r.study.stages if s.name == trial.stage)
-            row += [st.val_best, st.val_final, st.best_epoch,
-                    budget_text(trial.config, r.study, stage.epochs)]
+            row += [
+                st.val_best,
+                st.val_final,
+                st.best_epoch,
+                budget_text(trial.config, r.study, stage.epochs),
+            ]
             bests.append(st.val_best)
         if len(runs) == 2:
             first, second = bests
@@ -224,7 +228,7 @@ def _fmt_delta(pct: Any) -> Any:
     return lambda v: "—" if v is None else f"{v:+.3f}"
 
 
-def _config_text(t: Trial, stage: Stage, study: Study) -> str:
+def _config_text(t: Trial, stage: StageResults, study: StudyResults) -> str:
     return fmt_config(t.config, shown_keys(stage, study)) or "—"
 
 
@@ -346,8 +350,14 @@ def shared_curves(runs: list[Run], stage_name: str, path: Path) -> bool:
             for ax, key in zip(axes, (tm.val_key, "val_loss"), strict=True):
                 s = figures.series(t, key)
                 if s is not None:
-                    ax.plot(*s, style, marker=marker, ms=4, lw=1.6,
-                            color=colour[c if c != "—" else t.name])
+                    ax.plot(
+                        *s,
+                        style,
+                        marker=marker,
+                        ms=4,
+                        lw=1.6,
+                        color=colour[c if c != "—" else t.name],
+                    )
     for ax, key in zip(axes, (tm.val_key, "val_loss"), strict=True):
         ax.set_ylabel(METRIC_TITLES[key])
         ax.grid(alpha=0.3)
@@ -358,9 +368,19 @@ def shared_curves(runs: list[Run], stage_name: str, path: Path) -> bool:
     for n in names:
         axes[1].plot([], [], "-", color=colour[n], lw=2, label=n)
     for i, r in enumerate(runs):
-        axes[1].plot([], [], LINESTYLES[i % len(LINESTYLES)], marker=MARKERS[i % len(MARKERS)],
-                     color="k", label=r.name)
+        axes[1].plot(
+            [],
+            [],
+            LINESTYLES[i % len(LINESTYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            color="k",
+            label=r.name,
+        )
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    budgets = [f"{r.tag}: " + figures.stage_budget(st, r.study).removeprefix("Budget: ")
-               for r in runs for st in r.study.stages if st.name == stage_name]
+    budgets = [
+        f"{r.tag}: " + figures.stage_budget(st, r.study).removeprefix("Budget: ")
+        for r in runs
+        for st in r.study.stages
+        if st.name == stage_name
+    ]
     return figures.save(fig, path, budget="Budget: " + " || ".join(budgets))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from analysis import across, noise
 from analysis.answers import section_answers
-from analysis.rundir import Stage, Study, Trial
+from analysis.rundir import StageResults, StudyResults, Trial
 from analysis.summary import (
     GAP_THRESHOLD,
     METRIC_TITLES,
@@ -55,7 +55,7 @@ def _pts(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 
 
-def _score_text(v: Variant, study: Study) -> str:
+def _score_text(v: Variant, study: StudyResults) -> str:
     g = v.group
     n = noise.val_images(g.trials[0], study)
     ci = noise.interval_text(v.score, n)
@@ -64,7 +64,7 @@ def _score_text(v: Variant, study: Study) -> str:
     return f"{_pts(v.score)}%" + (f" ({ci})" if ci else "")
 
 
-def _variants(stage: Stage, study: Study) -> list[Variant]:
+def _variants(stage: StageResults, study: StudyResults) -> list[Variant]:
     groups = [g for g in seed_groups(stage.trials, study) if g.mean is not None]
     feasible = [t for t in stage.trials if t.status != "infeasible"]
     keys = [k for k in shown_keys(stage, study) if k in varying_keys(feasible)]
@@ -77,7 +77,7 @@ def _variants(stage: Stage, study: Study) -> list[Variant]:
     return out
 
 
-def stage_conclusions(stage: Stage, study: Study) -> list[str]:
+def stage_conclusions(stage: StageResults, study: StudyResults) -> list[str]:
     """The stage's conclusions, one sentence (or two) per question; never an empty list."""
     variants = _variants(stage, study)
     title = METRIC_TITLES[task_metrics(study).val_key]
@@ -100,32 +100,46 @@ def stage_conclusions(stage: Stage, study: Study) -> list[str]:
     return out
 
 
-def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: str) -> str:
+def _winner_sentence(
+    ranked: list[Variant], stage: StageResults, study: StudyResults, title: str
+) -> str:
     if len(ranked) == 1:
         return (
             f"One configuration ran, {ranked[0].name}, reaching a best {title} of "
             f"{_score_text(ranked[0], study)}"
-            + ("; it is set against the study's other stages in 'Across stages'."
-               if across.applies(study) else "; no other configuration ran to compare it with.")
+            + (
+                "; it is set against the study's other stages in 'Across stages'."
+                if across.applies(study)
+                else "; no other configuration ran to compare it with."
+            )
         )
     top, second = ranked[0], ranked[1]
     n = noise.val_images(top.group.trials[0], study)
     m = noise.judge(top.score, second.score, n, seed_noise([v.group for v in ranked]))
     if m.noise is None:
         if 100 * m.margin < TIE_POINTS:
-            return _tie_text(ranked, title, study, lambda v: 100 * (top.score - v.score)
-                             < TIE_POINTS, f"within {TIE_POINTS} point of each other")
+            return _tie_text(
+                ranked,
+                title,
+                study,
+                lambda v: 100 * (top.score - v.score) < TIE_POINTS,
+                f"within {TIE_POINTS} point of each other",
+            )
         return (
             f"{top.name} has the best {title}, {_score_text(top, study)}, {_pts(m.margin)} "
             f"points ahead of {second.name} ({_score_text(second, study)}). Neither the "
             "val-set size nor a seed spread is known, so a margin of this size may be noise."
         )
     if m.within_noise:
+
         def tied(v: Variant) -> bool:
             return noise.judge(top.score, v.score, n, m.seed_std).within_noise
 
         return _tie_text(
-            ranked, title, study, tied,
+            ranked,
+            title,
+            study,
+            tied,
             f"within noise of the best: the margins are below {m.rule(title)}. At this budget "
             "the difference is within noise",
         )
@@ -139,7 +153,11 @@ def _winner_sentence(ranked: list[Variant], stage: Stage, study: Study, title: s
 
 
 def _tie_text(
-    ranked: list[Variant], title: str, study: Study, tied: Callable[[Variant], bool], why: str
+    ranked: list[Variant],
+    title: str,
+    study: StudyResults,
+    tied: Callable[[Variant], bool],
+    why: str,
 ) -> str:
     names = [v for v in ranked if tied(v)]
     return (
@@ -149,11 +167,13 @@ def _tie_text(
     )
 
 
-def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str | None:
+def pass_on_sentence(stage: StageResults, study: StudyResults, ranked: list[Variant]) -> str | None:
     """The rule that picked the configuration later stages start from, and its tie-break."""
     if noise.is_reference(stage):
-        return ("This stage is a reference, not a candidate: nothing from it is passed on and "
-                "no trial of it is marked best.")
+        return (
+            "This stage is a reference, not a candidate: nothing from it is passed on and "
+            "no trial of it is marked best."
+        )
     if len(ranked) < 2 or stage.best is None:
         return None
     top, second = ranked[0], ranked[1]
@@ -166,12 +186,14 @@ def pass_on_sentence(stage: Stage, study: Study, ranked: list[Variant]) -> str |
     )
     picked = stage.best.label or "?"
     if m.within_noise or (m.noise is None and 100 * m.margin < TIE_POINTS):
-        return (rule + f" Here it picked {picked} by that tie-break, not by a measured "
-                "difference: a later stage built on it rests on a tie.")
+        return (
+            rule + f" Here it picked {picked} by that tie-break, not by a measured "
+            "difference: a later stage built on it rests on a tie."
+        )
     return rule + f" Here it picked {picked}."
 
 
-def inherited_ties(stage: Stage, study: Study) -> list[str]:
+def inherited_ties(stage: StageResults, study: StudyResults) -> list[str]:
     """Earlier stages whose pick this stage starts from (their compared values are in this
     stage's constants) although that pick was only a tie-break within noise."""
     base = (stage.plan or {}).get("base") or {}
@@ -194,7 +216,7 @@ def inherited_ties(stage: Stage, study: Study) -> list[str]:
     return out
 
 
-def all_rock_sentence(stage: Stage, study: Study) -> list[str]:
+def all_rock_sentence(stage: StageResults, study: StudyResults) -> list[str]:
     """Segmentation trials whose val IoU equals their val pixel accuracy at the best epoch
     (within ALL_ROCK_TOL): that holds exactly when every pixel is predicted rock, a collapsed
     model; within the tolerance, all but a handful of pixels."""
@@ -209,13 +231,14 @@ def all_rock_sentence(stage: Stage, study: Study) -> list[str]:
     if not flat:
         return []
     return [
-        "Degenerate output: val IoU equals val pixel accuracy for " + ", ".join(flat)
+        "Degenerate output: val IoU equals val pixel accuracy for "
+        + ", ".join(flat)
         + f" (to {ALL_ROCK_TOL}), which happens when every pixel is predicted rock: these "
         "models have not learned to segment, and their IoU is the share of rock pixels."
     ]
 
 
-def _cut_sentence(stage: Stage, study: Study) -> list[str]:
+def _cut_sentence(stage: StageResults, study: StudyResults) -> list[str]:
     """Trials stopped early are compared on a shorter training; say which."""
     cut = [t for t in stage.trials if t.status in EARLY_STOPS and t.epochs_run]
     if not cut:
@@ -227,7 +250,7 @@ def _cut_sentence(stage: Stage, study: Study) -> list[str]:
     return [f"Stopped early, so scored on a shorter training: {names}."]
 
 
-def _convergence_sentence(stage: Stage, study: Study, title: str) -> str:
+def _convergence_sentence(stage: StageResults, study: StudyResults, title: str) -> str:
     pts = []
     for t in stage.trials:
         st = trial_stats(t, study)
@@ -265,7 +288,7 @@ def _names(trials: list[Trial]) -> str:
     return ", ".join(t.name for t in trials)
 
 
-def _overfitting_sentence(stage: Stage, study: Study) -> str:
+def _overfitting_sentence(stage: StageResults, study: StudyResults) -> str:
     judged = []
     for t in stage.trials:
         st = trial_stats(t, study)

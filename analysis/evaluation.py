@@ -108,8 +108,10 @@ def degenerate_output(ev: Evaluation) -> str | None:
     if len(used) != 1:
         return None
     name = class_name(ev, int(used[0]))
-    return (f"the model predicts one class, {name!r}, for all {int(cm.sum())} test images: "
-            "its accuracy is that class's share of the test set, not a learned ranking.")
+    return (
+        f"the model predicts one class, {name!r}, for all {int(cm.sum())} test images: "
+        "its accuracy is that class's share of the test set, not a learned ranking."
+    )
 
 
 def _constant_mask(ev: Evaluation) -> str | None:
@@ -120,10 +122,14 @@ def _constant_mask(ev: Evaluation) -> str | None:
         return None
     flat = masks.reshape(len(masks), -1).astype(bool)
     if flat.all() and abs(iou - acc) < 1e-6:
-        return (f"the model predicts rock on every pixel (test IoU = pixel accuracy = "
-                f"{iou:.3f}, the share of rock pixels; every sample mask is all rock): it has "
-                "not learned to segment.")
+        return (
+            f"the model predicts rock on every pixel (test IoU = pixel accuracy = "
+            f"{iou:.3f}, the share of rock pixels; every sample mask is all rock): it has "
+            "not learned to segment."
+        )
     if not flat.any() and iou == 0 and (dice or 0) == 0:
-        return (f"the model predicts no rock pixel at all (test IoU 0, pixel accuracy "
-                f"{acc:.3f} = the share of background): it has not learned to segment.")
+        return (
+            f"the model predicts no rock pixel at all (test IoU 0, pixel accuracy "
+            f"{acc:.3f} = the share of background): it has not learned to segment."
+        )
     return None

@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
 from analysis.evaluation import Evaluation, class_name
-from analysis.rundir import Stage, Study, Trial
+from analysis.rundir import StageResults, StudyResults, Trial
 from analysis.summary import METRIC_TITLES, best_row, budget_text, run_budget, task_metrics
 
 DPI = 100
@@ -46,23 +46,24 @@ PAD_INCHES = 0.1
 CAPTION_SIZE = 7  # points
 
 
-def trials_budget(study: Study, trials: Sequence[Trial], epochs: int | None = None) -> str:
-    """"Budget: smoke run (--smoke); 1 ep, 64px, 10 classes, 2 batches/ep (1.4% of train)".
+def trials_budget(study: StudyResults, trials: Sequence[Trial], epochs: int | None = None) -> str:
+    """ "Budget: smoke run (--smoke); 1 ep, 64px, 10 classes, 2 batches/ep (1.4% of train)".
 
     The trials' distinct budgets (summary.budget_text) after how the run was sized; infeasible
     trials never trained, so they are left out unless nothing else is there.
     """
     trained = [t for t in trials if t.config and t.status != "infeasible"]
-    texts = dict.fromkeys(budget_text(t.config, study, epochs) for t in trained or trials
-                          if t.config)
+    texts = dict.fromkeys(
+        budget_text(t.config, study, epochs) for t in trained or trials if t.config
+    )
     return f"Budget: {run_budget(study)}" + ("; " + " | ".join(texts) if texts else "")
 
 
-def stage_budget(stage: Stage, study: Study) -> str:
+def stage_budget(stage: StageResults, study: StudyResults) -> str:
     return trials_budget(study, stage.trials, stage.epochs)
 
 
-def study_budget(study: Study) -> str:
+def study_budget(study: StudyResults) -> str:
     """Every stage's trials: for a figure of the whole study (parameters vs score)."""
     texts = dict.fromkeys(
         stage_budget(st, study).partition("; ")[2] for st in study.stages if st.trials
@@ -93,8 +94,13 @@ def save(fig: plt.Figure, path: Path, *, budget: str, notes: Sequence[str] = ())
             BUDGET_KEY: budget,
             CAPTION_KEY: json.dumps([budget, *notes]),
             POINTS_KEY: json.dumps([p for p in points if p]),
-            XTICKS_KEY: json.dumps([[t.get_text() for t in ax.get_xticklabels() if t.get_text()]
-                                    for ax in fig.axes if ax.axison]),
+            XTICKS_KEY: json.dumps(
+                [
+                    [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+                    for ax in fig.axes
+                    if ax.axison
+                ]
+            ),
         },
     )
     plt.close(fig)
@@ -110,8 +116,15 @@ def _caption(fig: plt.Figure, renderer: Any, lines: Sequence[str]) -> None:
     text = "\n".join(textwrap.fill(line, chars) for line in lines if line)
     w, h = fig.get_size_inches()
     # In figure coordinates: savefig's crop moves transFigure, not dpi_scale_trans.
-    fig.text(box.x0 / w, (box.y0 - 0.08) / h, text, ha="left", va="top", fontsize=CAPTION_SIZE,
-             color="#333333")
+    fig.text(
+        box.x0 / w,
+        (box.y0 - 0.08) / h,
+        text,
+        ha="left",
+        va="top",
+        fontsize=CAPTION_SIZE,
+        color="#333333",
+    )
 
 
 def _pixel_points(ax: plt.Axes, fig: plt.Figure, crop: Bbox) -> list[list[float]]:
@@ -126,13 +139,15 @@ def _pixel_points(ax: plt.Axes, fig: plt.Figure, crop: Bbox) -> list[list[float]
     out = []
     for x, y in xy:
         if np.isfinite(x) and np.isfinite(y):
-            out.append([round((x / fig.dpi - crop.x0) * DPI, 1),
-                        round((crop.y1 - y / fig.dpi) * DPI, 1)])
+            out.append(
+                [round((x / fig.dpi - crop.x0) * DPI, 1), round((crop.y1 - y / fig.dpi) * DPI, 1)]
+            )
     return out
 
 
-def spread_ties(ax: plt.Axes, pts: Sequence[tuple[float, float]], radius_px: float
-                ) -> tuple[list[tuple[float, float]], list[list[int]]]:
+def spread_ties(
+    ax: plt.Axes, pts: Sequence[tuple[float, float]], radius_px: float
+) -> tuple[list[tuple[float, float]], list[list[int]]]:
     """Move points that would overlap (centres closer than two marker radii) side by side.
 
     Returns the points in data coordinates, moved, and the groups of indices that were tied.
@@ -211,7 +226,7 @@ def colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _plotted(trials: Sequence[Trial], study: Study) -> tuple[list[Trial], int]:
+def _plotted(trials: Sequence[Trial], study: StudyResults) -> tuple[list[Trial], int]:
     """Trials with curves, the best MAX_CURVES of them by the study metric."""
     with_curve = [t for t in trials if t.curve]
     if len(with_curve) <= MAX_CURVES:
@@ -233,7 +248,7 @@ def series(t: Trial, key: str) -> tuple[np.ndarray, np.ndarray] | None:
     return x, np.where(np.isfinite(y), y, np.nan)  # a diverged epoch leaves a gap, not a spike
 
 
-def legend_name(t: Trial, stage: Stage) -> str:
+def legend_name(t: Trial, stage: StageResults) -> str:
     vals = ", ".join(f"{k}={t.config[k]}" for k in stage.compare if k in t.config)
     name = t.name if len(t.name) <= 24 else t.name[:21] + "…"
     return f"{name} ({vals})" if vals else name
@@ -247,14 +262,14 @@ LOSS_TITLES = {
 }
 
 
-def _loss_name(t: Trial, study: Study) -> str:
+def _loss_name(t: Trial, study: StudyResults) -> str:
     loss = t.config.get("loss", "auto")
     if loss == "auto":  # the task's default (trainables/tasks.py)
         loss = "bce_dice" if study.trainable == "segmentation" else "cross_entropy"
     return str(loss)
 
 
-def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
+def learning_curves(stage: StageResults, study: StudyResults, path: Path) -> bool:
     """Score and loss per epoch, train dashed and val solid, one colour per trial.
 
     Trials trained with different loss functions (BCE, Dice, BCE + Dice) get one loss panel
@@ -289,17 +304,25 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
         ax.margins(y=0.08)
         epoch_axis(ax)
         moved, ties = spread_ties(ax, flat, 3.0)
-        owner = [f"{t.name} {'val' if val else 'train'}" for t, _, val, _, s in items
-                 for _ in s[0]]
+        owner = [f"{t.name} {'val' if val else 'train'}" for t, _, val, _, s in items for _ in s[0]]
         k = 0
         for t, colour, val, style, s in items:
             pts = moved[k : k + len(s[0])]
             k += len(s[0])
             # Markers: a one-epoch trial is a point, which a bare line never draws.
             # Hollow markers for train, so one-epoch train and val points differ too.
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
-                    mfc=colour if val else "white", color=colour, lw=1.6, gid=POINT_GID,
-                    label=legend_name(t, stage) if val and ax is axes[0] else None)
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                style,
+                marker="o",
+                ms=4,
+                mfc=colour if val else "white",
+                color=colour,
+                lw=1.6,
+                gid=POINT_GID,
+                label=legend_name(t, stage) if val and ax is axes[0] else None,
+            )
         notes += tie_notes(ties, owner, flat, "epoch")
     axes[0].set_ylabel(tm.score_title)
     for loss, ax in loss_ax.items():
@@ -317,18 +340,20 @@ def learning_curves(stage: Stage, study: Study, path: Path) -> bool:
     fig.suptitle(f"{stage.title}{shown}", fontsize=11)
     handles = [h for ax in (axes[0], axes[-1]) for h in ax.get_legend_handles_labels()[0]]
     labels = [lb for ax in (axes[0], axes[-1]) for lb in ax.get_legend_handles_labels()[1]]
-    axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
-                    frameon=False)
+    axes[-1].legend(
+        handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False
+    )
     if split:
-        notes.insert(0, "Each loss function on its own axis: BCE, Dice and their sum have "
-                     "different scales.")
+        notes.insert(
+            0, "Each loss function on its own axis: BCE, Dice and their sum have different scales."
+        )
     return save(fig, path, budget=stage_budget(stage, study), notes=notes)
 
 
 MARKER_PX = 4.0  # radius in pixels of the point markers of comparison and params_vs_score
 
 
-def comparison(stage: Stage, study: Study, path: Path) -> bool:
+def comparison(stage: StageResults, study: StudyResults, path: Path) -> bool:
     """All trials' val score on one axis, the best epoch of each marked.
 
     Points that tie (same value at the same epoch, or close enough to cover each other) are
@@ -357,8 +382,10 @@ def comparison(stage: Stage, study: Study, path: Path) -> bool:
         ax.scatter(xs, ys, s=[v**2 for v in sizes], color=colour, zorder=3, gid=POINT_GID)
     vs = ", ".join(stage.compare) or "trials"
     shown = f", best {len(trials)} of {total}" if total > len(trials) else ""
-    ax.set_title(f"{stage.title}: {METRIC_TITLES[tm.val_key]} by {vs}{shown}\n"
-                 "(large dot = best epoch)", fontsize=10)
+    ax.set_title(
+        f"{stage.title}: {METRIC_TITLES[tm.val_key]} by {vs}{shown}\n(large dot = best epoch)",
+        fontsize=10,
+    )
     ax.set_ylabel(METRIC_TITLES[tm.val_key])
     ax.grid(alpha=0.3)
     # Outside the axes: inside, the legend covered points (compare_layers).
@@ -372,13 +399,22 @@ MAX_TIE_NOTES = 6  # tie lines under a figure; more are counted in one line
 
 def _tie_note(names: list[str], x: float, y: float, what: str | Sequence[str]) -> str:
     """`what`: "epoch", "params", or the x axis's category names (x is their index)."""
-    where = (f"epoch {x:g}" if what == "epoch" else f"{x:.3g}M parameters" if what == "params"
-             else str(what[round(x)]))
+    where = (
+        f"epoch {x:g}"
+        if what == "epoch"
+        else f"{x:.3g}M parameters"
+        if what == "params"
+        else str(what[round(x)])
+    )
     return f"Tied (drawn side by side): {' = '.join(dict.fromkeys(names))} at {where}, {y:.4g}."
 
 
-def tie_notes(groups: list[list[int]], names: list[str], pts: Sequence[tuple[float, float]],
-              what: str | Sequence[str]) -> list[str]:
+def tie_notes(
+    groups: list[list[int]],
+    names: list[str],
+    pts: Sequence[tuple[float, float]],
+    what: str | Sequence[str],
+) -> list[str]:
     """A line per exact tie (same x and y), up to MAX_TIE_NOTES; points that only lie too
     close to tell apart (also set side by side) are counted, not listed."""
     exact = [g for g in groups if len({pts[i] for i in g}) == 1]
@@ -387,12 +423,14 @@ def tie_notes(groups: list[list[int]], names: list[str], pts: Sequence[tuple[flo
         lines.append(f"... and {len(exact) - MAX_TIE_NOTES} more ties.")
     close = len(groups) - len(exact)
     if close:
-        lines.append(f"{close} group(s) of points too close to tell apart are also drawn side "
-                     "by side (their values differ).")
+        lines.append(
+            f"{close} group(s) of points too close to tell apart are also drawn side "
+            "by side (their values differ)."
+        )
     return lines
 
 
-def params_points(study: Study) -> list[tuple[str, Trial, float, float, str]]:
+def params_points(study: StudyResults) -> list[tuple[str, Trial, float, float, str]]:
     """(stage title, trial, params M, best val score, data set) of every trial with both."""
     from analysis.summary import trial_stats  # beside best_row; kept local to the one user
 
@@ -406,7 +444,7 @@ def params_points(study: Study) -> list[tuple[str, Trial, float, float, str]]:
     return points
 
 
-def params_vs_score(study: Study, path: Path) -> bool:
+def params_vs_score(study: StudyResults, path: Path) -> bool:
     """Scatter of parameters (M) against best val score, every trial; one panel per data set.
 
     Scores of different data sets (MNIST and CIFAR-10 accuracy) do not share an axis. Tied
@@ -421,8 +459,12 @@ def params_vs_score(study: Study, path: Path) -> bool:
     stages = list(dict.fromkeys(p[0] for p in points))
     stage_colour = dict(zip(stages, colours(len(stages)), strict=True))
     datasets = list(dict.fromkeys(p[4] for p in points))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(9 if len(datasets) == 1 else 6.5
-                                                          * len(datasets), 5), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(datasets),
+        figsize=(9 if len(datasets) == 1 else 6.5 * len(datasets), 5),
+        squeeze=False,
+    )
     notes, left = [], []
     for ax, data in zip(axes[0], datasets, strict=True):
         pts = [p for p in points if p[4] == data]
@@ -432,26 +474,36 @@ def params_vs_score(study: Study, path: Path) -> bool:
         for stage in stages:
             idx = [i for i, p in enumerate(pts) if p[0] == stage]
             if idx:
-                ax.scatter([moved[i][0] for i in idx], [moved[i][1] for i in idx],
-                           color=stage_colour[stage], label=stage, s=36, zorder=3, gid=POINT_GID)
+                ax.scatter(
+                    [moved[i][0] for i in idx],
+                    [moved[i][1] for i in idx],
+                    color=stage_colour[stage],
+                    label=stage,
+                    s=36,
+                    zorder=3,
+                    gid=POINT_GID,
+                )
         ax.set_xlabel("parameters (M)")
         ax.set_ylabel(f"{METRIC_TITLES[tm.val_key]} (best)")
-        ax.set_title(f"{data}" if len(datasets) > 1 else
-                     "Parameters vs. validation score, every trial", fontsize=10)
+        ax.set_title(
+            f"{data}" if len(datasets) > 1 else "Parameters vs. validation score, every trial",
+            fontsize=10,
+        )
         ax.grid(alpha=0.3)
         grouped = {i for g in ties for i in g}
         labels = [(*moved[i], pts[i][1].name) for i in range(len(pts)) if i not in grouped]
         for g in ties:
             cx = float(np.mean([moved[i][0] for i in g]))
             same = len({(pts[i][2], pts[i][3]) for i in g}) == 1
-            labels.append((cx, moved[g[0]][1],
-                           (" = " if same else " / ").join(pts[i][1].name for i in g)))
-        notes += tie_notes(ties, [p[1].name for p in pts], [(p[2], p[3]) for p in pts],
-                            "params")
+            labels.append(
+                (cx, moved[g[0]][1], (" = " if same else " / ").join(pts[i][1].name for i in g))
+            )
+        notes += tie_notes(ties, [p[1].name for p in pts], [(p[2], p[3]) for p in pts], "params")
         left += _place_labels(ax, labels, [moved[i] for i in range(len(pts))])
     if len(datasets) > 1:
-        fig.suptitle("Parameters vs. validation score, every trial, one panel per data set",
-                     fontsize=11)
+        fig.suptitle(
+            "Parameters vs. validation score, every trial, one panel per data set", fontsize=11
+        )
     # Outside the axes, so the legend never covers a point or a label.
     handles, names = [], []
     for ax in axes[0]:
@@ -459,14 +511,18 @@ def params_vs_score(study: Study, path: Path) -> bool:
             if n not in names:
                 handles.append(h)
                 names.append(n)
-    axes[0][-1].legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                       frameon=False)
+    axes[0][-1].legend(
+        handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False
+    )
     if left:
         notes.append("Not labelled (no free space): " + "; ".join(left))
     budget = study_budget(study)
     if len(datasets) > 1:  # which budget belongs to which panel
-        per = [f"{data}: " + trials_budget(study, [p[1] for p in points if p[4] == data])
-               .partition("; ")[2] for data in datasets]
+        per = [
+            f"{data}: "
+            + trials_budget(study, [p[1] for p in points if p[4] == data]).partition("; ")[2]
+            for data in datasets
+        ]
         budget = budget.partition("; ")[0] + "; " + " | ".join(per)
     return save(fig, path, budget=budget, notes=notes)
 
@@ -480,7 +536,8 @@ _LABEL_OFFSETS = [
 
 
 def _place_labels(
-    ax: plt.Axes, pts: list[tuple[float, float, str]],
+    ax: plt.Axes,
+    pts: list[tuple[float, float, str]],
     markers: Sequence[tuple[float, float]] | None = None,
 ) -> list[str]:
     """Annotate each point at the first offset whose text box is free; returns those left out.
@@ -585,8 +642,17 @@ def _show_mask(ax: plt.Axes, mask: np.ndarray) -> None:
         # A constant mask is a result (an untrained or collapsed model), not a missing image:
         # say which, so the reader does not take the flat panel for a drawing failure.
         text = "every pixel is rock" if mask.any() else "no rock pixel"
-        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9,
-                color="#c03030", bbox={"facecolor": "white", "edgecolor": "#c03030"})
+        ax.text(
+            0.5,
+            0.5,
+            text,
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="#c03030",
+            bbox={"facecolor": "white", "edgecolor": "#c03030"},
+        )
 
 
 def sample_predictions(
@@ -691,7 +757,9 @@ def gradient_flow(
         ax.set_yscale("log")
     ax.set_xticks(range(len(pts)), names, rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("gradient L2 norm")
-    ax.set_title(f"Gradient flow per layer ({title or ev.stage}), input → output"
-                 + ("\nencoder frozen in training (grey)" if any(grey) else ""))
+    ax.set_title(
+        f"Gradient flow per layer ({title or ev.stage}), input → output"
+        + ("\nencoder frozen in training (grey)" if any(grey) else "")
+    )
     ax.grid(axis="y", alpha=0.3)
     return save(fig, path, budget=budget, notes=[FROZEN_NOTE] if any(grey) else [])

@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from analysis.rundir import Stage, Study, Trial
+from analysis.rundir import StageResults, StudyResults, Trial
 
 Z95 = 1.96
 NOISE_FACTOR = 2.0  # a margin within this many seed-to-seed stds is not a reliable ranking
 
 
-def val_images(trial: Trial, study: Study, recorded: int | None = None) -> int | None:
+def val_images(trial: Trial, study: StudyResults, recorded: int | None = None) -> int | None:
     """The number of val images each epoch of `trial` scored: the val split (`recorded` from the
     stage's evaluation, else study.json's data block when it describes the trial's data set),
     capped by max_batches x batch_size (--smoke validates 2 batches). None when unknown."""
@@ -118,13 +118,13 @@ def interval_text(p: float, n: int | None) -> str:
     return f"95% CI {100 * lo:.1f}-{100 * hi:.1f}, n = {n}"
 
 
-def is_reference(stage: Stage) -> bool:
+def is_reference(stage: StageResults) -> bool:
     """A stage run to read others against (dropout's p = 0), never a candidate."""
     text = f"{stage.title or ''} {stage.label or ''}".lower()
     return "not a candidate" in text or text.rstrip().endswith("-ref")
 
 
-def stage_margin(stage: Stage, study: Study) -> Margin | None:
+def stage_margin(stage: StageResults, study: StudyResults) -> Margin | None:
     """The margin of the stage's best configuration over the runner-up (seeds pooled), judged
     against the noise; None with fewer than two scored configurations."""
     from analysis.summary import seed_groups, seed_noise
@@ -138,7 +138,7 @@ def stage_margin(stage: Stage, study: Study) -> Margin | None:
     return judge(top.mean or 0.0, second.mean or 0.0, n, seed_noise(groups))
 
 
-def winner_kind(stage: Stage, study: Study) -> str:
+def winner_kind(stage: StageResults, study: StudyResults) -> str:
     """How the stage's best was won: 'clear', 'tie within noise', 'margin, noise unknown' or
     'only configuration' ('' for a reference stage, which has no best)."""
     if is_reference(stage):

@@ -26,7 +26,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from analysis.figures import save
-from analysis.rundir import Stage, Study, Trial, finite
+from analysis.rundir import StageResults, StudyResults, Trial, finite
 from analysis.summary import RUN_KEYS
 from analysis.tables import varying_keys
 
@@ -35,11 +35,11 @@ PRUNED = ("asha_stopped", "stopped")
 FAILED = ("error", "infeasible")
 
 
-def is_optuna_stage(stage: Stage) -> bool:
+def is_optuna_stage(stage: StageResults) -> bool:
     return stage.search == "optuna"
 
 
-def searched_keys(stage: Stage) -> list[str]:
+def searched_keys(stage: StageResults) -> list[str]:
     """The config keys the stage searched: its compare keys, plus any other varying key."""
     feasible = [t for t in stage.trials if t.status not in FAILED]
     keys = list(stage.compare)
@@ -79,7 +79,7 @@ def _param_value(dist: BaseDistribution, value: Any) -> Any:
     return float(value)
 
 
-def rebuild_study(stage: Stage, study: Study) -> optuna.Study:
+def rebuild_study(stage: StageResults, study: StudyResults) -> optuna.StudyResults:
     """An in-memory Optuna study holding the stage's recorded trials, in recorded order.
 
     Raises:
@@ -110,16 +110,12 @@ def rebuild_study(stage: Stage, study: Study) -> optuna.Study:
 
 
 def _frozen_trial(
-    t: Trial, dists: dict[str, BaseDistribution], study: Study
+    t: Trial, dists: dict[str, BaseDistribution], study: StudyResults
 ) -> optuna.trial.FrozenTrial:
     present = {k: d for k, d in dists.items() if k in t.config and t.config[k] is not None}
     params = {k: _param_value(d, t.config[k]) for k, d in present.items()}
     value = finite(t.best.get(study.metric))
-    curve = {
-        int(r["epoch"]): v
-        for r in t.curve
-        if (v := finite(r.get(study.metric))) is not None
-    }
+    curve = {int(r["epoch"]): v for r in t.curve if (v := finite(r.get(study.metric))) is not None}
     if t.status in FAILED or (value is None and t.status not in PRUNED):
         state, value = TrialState.FAIL, None
     elif t.status in PRUNED:
@@ -136,12 +132,12 @@ def _frozen_trial(
     )
 
 
-def completed(ostudy: optuna.Study) -> int:
+def completed(ostudy: optuna.StudyResults) -> int:
     return sum(t.state == TrialState.COMPLETE for t in ostudy.trials)
 
 
 def optimization_history(
-    ostudy: optuna.Study, path: Path, title: str, metric: str = "value", *, budget: str
+    ostudy: optuna.StudyResults, path: Path, title: str, metric: str = "value", *, budget: str
 ) -> bool:
     """optuna.visualization.matplotlib.plot_optimization_history; False without a completed
     trial."""
@@ -155,7 +151,7 @@ def optimization_history(
     return save(ax.figure, path, budget=budget)
 
 
-def param_importances(ostudy: optuna.Study, path: Path, title: str, *, budget: str) -> bool:
+def param_importances(ostudy: optuna.StudyResults, path: Path, title: str, *, budget: str) -> bool:
     """optuna.visualization.matplotlib.plot_param_importances; needs two completed trials.
 
     Importances are fANOVA (Optuna's default evaluator) over the completed trials only.

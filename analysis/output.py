@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analysis.document import Block, Figure, TableBlock, file_stem
 from analysis.evaluation import Evaluation
-from analysis.rundir import ReportError, Study
+from analysis.rundir import ReportError, StudyResults
 from analysis.tables import Table
 
 
@@ -24,7 +24,7 @@ from analysis.tables import Table
 class ReportBuilder:
     """Collects blocks and writes each table/figure once, into out_dir."""
 
-    study: Study
+    study: StudyResults
     out_dir: Path
     blocks: list[Block] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)

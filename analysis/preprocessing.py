@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from analysis.evaluation import Evaluation
-from analysis.rundir import Stage
+from analysis.rundir import StageResults
 
 
 def _side(size: Any) -> str:
@@ -23,7 +23,7 @@ def _side(size: Any) -> str:
 
 
 def _same(size: Any, other: Any) -> bool:
-    as_pair = (lambda v: tuple(v) if isinstance(v, list | tuple) else (v, v))  # noqa: E731
+    as_pair = lambda v: tuple(v) if isinstance(v, list | tuple) else (v, v)  # noqa: E731
     return as_pair(size) == as_pair(other)
 
 
@@ -32,8 +32,11 @@ def resize_text(image_size: Any, facts: dict[str, Any], task: str = "classificat
     dataset = facts.get("dataset")
     own = f" ({dataset}'s own size)" if dataset else " (the data set's own size)"
     if image_size is None:
-        return ("Size: " + (f"{_side(source)}{own}" if source else "the data set's own size")
-                + ", no resize.")
+        return (
+            "Size: "
+            + (f"{_side(source)}{own}" if source else "the data set's own size")
+            + ", no resize."
+        )
     if source and _same(source, image_size):
         return f"Size: {_side(image_size)}{own}, no resize (image_size={image_size})."
     start = f"from {_side(source)}{own} " if source else ""
@@ -88,21 +91,24 @@ def normalize_text(facts: dict[str, Any], encoder: bool = False) -> str:
     if mean and std:
         fmt = ", ".join
         numbers = (
-            " (mean " + fmt(f"{float(m):.3f}" for m in mean)
-            + "; std " + fmt(f"{float(s):.3f}" for s in std)
+            " (mean "
+            + fmt(f"{float(m):.3f}" for m in mean)
+            + "; std "
+            + fmt(f"{float(s):.3f}" for s in std)
             + ", as stored in the evaluated checkpoint)"
         )
     if encoder:
         return (
             "Normalization: per channel, with the pretrained encoder's training mean and std"
-            + numbers + ": the classifier's data statistics, which its features expect, not "
+            + numbers
+            + ": the classifier's data statistics, which its features expect, not "
             "this data set's own."
         )
     split = f"the {facts['dataset']} train split" if facts.get("dataset") else "the train split"
     return f"Normalization: per channel, with {split}'s mean and std{numbers}."
 
 
-def preprocessing_lines(stage: Stage, ev: Evaluation | None, task: str) -> list[str]:
+def preprocessing_lines(stage: StageResults, ev: Evaluation | None, task: str) -> list[str]:
     """Bullets describing the stage's preprocessing; one group per distinct setting."""
     facts = ev.preprocessing if ev is not None and ev.preprocessing else {}
     groups: dict[str, list[str]] = {}

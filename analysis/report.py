@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis import across, asha_savings, figures, noise, optuna_figures, trial_probes
+from analysis import across, asha_savings, figures, noise, optuna_figures, probe_figures
 from analysis.conclusions import stage_conclusions
 from analysis.document import (
     Bullets,
@@ -32,7 +32,7 @@ from analysis.evaluation import Evaluation, degenerate_output, load_evaluation
 from analysis.html import to_html
 from analysis.output import ReportBuilder, prepare_out_dir
 from analysis.preprocessing import preprocessing_lines
-from analysis.rundir import ReportError, Stage, Study, load_study
+from analysis.rundir import ReportError, StageResults, StudyResults, load_study
 from analysis.summary import (
     GAP_THRESHOLD,
     METRIC_TITLES,
@@ -159,8 +159,12 @@ def _header(b: ReportBuilder) -> None:
     )
     data_lines = _stage_data_lines(s)
     if data_lines:
-        b.add(Paragraph("Data of each stage (from its trials' configuration; the counts are those "
-                        "of the data set the study read last):"))
+        b.add(
+            Paragraph(
+                "Data of each stage (from its trials' configuration; the counts are those "
+                "of the data set the study read last):"
+            )
+        )
         b.add(Bullets(data_lines))
     if is_smoke(s):
         b.add(
@@ -188,7 +192,7 @@ def _header(b: ReportBuilder) -> None:
             )
 
 
-def _noise_text(s: Study) -> str:
+def _noise_text(s: StudyResults) -> str:
     sizes = sorted({n for t in s.all_trials() if (n := noise.val_images(t, s))})
     f1 = F1_NOTE if s.trainable == "classification" else ""
     if not sizes:
@@ -199,7 +203,7 @@ def _noise_text(s: Study) -> str:
     )
 
 
-def _run_settings_text(s: Study) -> str:
+def _run_settings_text(s: StudyResults) -> str:
     rs = s.record.run_settings
     over = rs.get("set") or {}
     text = "Run: " + run_budget(s)
@@ -208,7 +212,7 @@ def _run_settings_text(s: Study) -> str:
     return text
 
 
-def _stage_data_lines(s: Study) -> list[str]:
+def _stage_data_lines(s: StudyResults) -> list[str]:
     """One line per stage naming its own data; study.json's "data" adds the last stage's counts.
 
     study.json records the data of the stage that ran last only; earlier stages (MNIST before a
@@ -229,7 +233,7 @@ def _stage_data_lines(s: Study) -> list[str]:
     return lines
 
 
-def _config_data_bits(configs: list[dict], s: Study) -> list[str]:
+def _config_data_bits(configs: list[dict], s: StudyResults) -> list[str]:
     def values(key: str) -> list[str]:
         return list(dict.fromkeys(str(c[key]) for c in configs if c.get(key) is not None))
 
@@ -248,7 +252,7 @@ def _config_data_bits(configs: list[dict], s: Study) -> list[str]:
     return bits
 
 
-def _recorded_data_bits(s: Study, have: list[str]) -> list[str]:
+def _recorded_data_bits(s: StudyResults, have: list[str]) -> list[str]:
     """study.json "data": the folder actually read and the split sizes."""
     d = s.data
     bits = []
@@ -328,7 +332,7 @@ def _all_trials_section(b: ReportBuilder) -> None:
     )
 
 
-def _stage_section(b: ReportBuilder, stage: Stage) -> None:
+def _stage_section(b: ReportBuilder, stage: StageResults) -> None:
     s = b.study
     tm = task_metrics(s)
     b.add(Heading(2, f"Stage: {stage.title}"))
@@ -405,7 +409,7 @@ def _stage_section(b: ReportBuilder, stage: Stage) -> None:
         )
 
 
-def _single_text(s: Study) -> str:
+def _single_text(s: StudyResults) -> str:
     where = "the other stages in 'Across stages'" if across.applies(s) else "no other stage"
     return f"one configuration, set against {where}"
 
@@ -432,7 +436,7 @@ def _across_section(b: ReportBuilder) -> None:
     )
 
 
-def _asha_savings_section(b: ReportBuilder, stage: Stage) -> None:
+def _asha_savings_section(b: ReportBuilder, stage: StageResults) -> None:
     """Epochs ASHA trained against FIFO on the same trials, and the winner (asha_savings.py)."""
     savings = asha_savings.stage_savings(stage, b.study)
     b.add(Heading(3, f"ASHA savings ({stage.title})"))
@@ -441,14 +445,14 @@ def _asha_savings_section(b: ReportBuilder, stage: Stage) -> None:
     b.add(Bullets(asha_savings.savings_lines(savings)))
 
 
-def _layer_checks_section(b: ReportBuilder, stage: Stage) -> None:
+def _layer_checks_section(b: ReportBuilder, stage: StageResults) -> None:
     """Course E.1: each custom layer of the stage's trained trials against its reference
     computation and its standard analogue (run now, on the trials' best checkpoints)."""
-    from analysis import layer_checks  # torch and the model code, for such a stage only
+    from analysis import custom_layers  # torch and the model code, for such a stage only
 
-    if not layer_checks.uses_custom_layers(stage):
+    if not custom_layers.uses_custom_layers(stage):
         return
-    checks = layer_checks.stage_layer_checks(b.study, stage)
+    checks = custom_layers.stage_layer_checks(b.study, stage)
     b.add(Heading(3, f"Custom layer checks ({stage.title})"))
     b.add(
         Paragraph(
@@ -463,20 +467,25 @@ def _layer_checks_section(b: ReportBuilder, stage: Stage) -> None:
     )
     for note in checks.notes:
         b.add(Note(note))
-    plain = [t.name for t in stage.trials if t.config and not layer_checks.custom_layers(t.config)]
+    plain = [t.name for t in stage.trials if t.config and not custom_layers.custom_layers(t.config)]
     if plain:
-        b.add(Paragraph("Without a custom layer (the standard analogues only, nothing to check): "
-                        + ", ".join(plain) + "."))
+        b.add(
+            Paragraph(
+                "Without a custom layer (the standard analogues only, nothing to check): "
+                + ", ".join(plain)
+                + "."
+            )
+        )
     if checks.rows:
         b.add(Paragraph(f"{checks.passed} of {len(checks.rows)} checks pass."))
         b.table(layer_checks_table(checks.rows, stage))
 
 
-def _layers_section(b: ReportBuilder, stage: Stage) -> None:
+def _layers_section(b: ReportBuilder, stage: StageResults) -> None:
     """Gradient flow, feature maps and receptive fields that each trial recorded (C.2, D.1,
     D.2): which layers' gradients vanish or explode, what the filters respond to, how far
     each layer sees."""
-    probes = trial_probes.stage_probes(b.study, stage)
+    probes = probe_figures.stage_probes(b.study, stage)
     if not probes:
         return
     budget = figures.stage_budget(stage, b.study)
@@ -486,16 +495,18 @@ def _layers_section(b: ReportBuilder, stage: Stage) -> None:
         f"{stage.title}: gradient norm per named block in the last epoch (mean of its first "
         "training batches), input side left, blocks aligned by name across trials; a fall to "
         "the left means vanishing gradients",
-        lambda p: trial_probes.gradient_flow(probes, f"{stage.title}: gradient flow", p,
-                                             budget=budget, stage=stage),
+        lambda p: probe_figures.gradient_flow(
+            probes, f"{stage.title}: gradient flow", p, budget=budget, stage=stage
+        ),
     )
     b.figure(
         f"maps_first_{stage.name}",
         f"{stage.title}: one validation image and the first conv layer's maps of each trial",
-        lambda p: trial_probes.first_layer_maps(probes, f"{stage.title}: first-layer maps", p,
-                                                budget=budget),
+        lambda p: probe_figures.first_layer_maps(
+            probes, f"{stage.title}: first-layer maps", p, budget=budget
+        ),
     )
-    missing = trial_probes.missing_maps(stage, probes)
+    missing = probe_figures.missing_maps(stage, probes)
     if missing:
         b.add(Note("no feature maps for " + "; ".join(missing) + "."))
     best = stage_best_trial(stage, b.study)
@@ -504,14 +515,18 @@ def _layers_section(b: ReportBuilder, stage: Stage) -> None:
             b.figure(
                 f"maps_depth_{stage.name}",
                 f"{stage.title}: feature maps of {best.name} at each depth (input side first)",
-                lambda p, probe=probe: trial_probes.depth_maps(
+                lambda p, probe=probe: probe_figures.depth_maps(
                     probe, f"{stage.title}: {probe.trial.name} by depth", p, budget=budget
                 ),
             )
-    table = trial_probes.receptive_field_table(probes, stage)
+    table = probe_figures.receptive_field_table(probes, stage)
     if table is not None:
-        b.add(Paragraph("Receptive field of every conv/pool layer on the main path (input "
-                        "pixels one output of the layer sees; shortcuts and SE left out)."))
+        b.add(
+            Paragraph(
+                "Receptive field of every conv/pool layer on the main path (input "
+                "pixels one output of the layer sees; shortcuts and SE left out)."
+            )
+        )
         b.table(table)
 
 
@@ -521,7 +536,7 @@ def _epochs_text(epochs: int | None) -> str:
     return f"{epochs} epoch" if epochs == 1 else f"{epochs} epochs"
 
 
-def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
+def _optuna_section(b: ReportBuilder, stage: StageResults) -> None:
     """Optuna's history and importances, from a study rebuilt out of the recorded trials."""
     b.add(Heading(3, f"Optuna search ({stage.title})"))
     try:
@@ -539,7 +554,10 @@ def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
         f"optuna_history_{stage.name}",
         f"{stage.title}: Optuna optimization history",
         lambda p: optuna_figures.optimization_history(
-            ostudy, p, stage.title or stage.name, b.study.metric,
+            ostudy,
+            p,
+            stage.title or stage.name,
+            b.study.metric,
             budget=figures.stage_budget(stage, b.study),
         ),
     )
@@ -557,8 +575,9 @@ def _optuna_section(b: ReportBuilder, stage: Stage) -> None:
 
 def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
     title = stage_title(b.study, ev.stage)
-    trial = next((t for t in b.study.all_trials() if ev.trial_id and t.trial_id == ev.trial_id),
-                 None)
+    trial = next(
+        (t for t in b.study.all_trials() if ev.trial_id and t.trial_id == ev.trial_id), None
+    )
     budget = figures.trials_budget(b.study, [trial] if trial else [])
     b.add(Heading(2, f"Test evaluation: {title}"))
     facts = [
@@ -594,8 +613,11 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
     b.figure(
         f"gradflow_{ev.stage}",
         "Gradient norm per layer (one backward pass of the evaluated checkpoint on a test batch)"
-        + ("; grey: encoder frozen in training, so training never had these gradients"
-           if frozen else ""),
+        + (
+            "; grey: encoder frozen in training, so training never had these gradients"
+            if frozen
+            else ""
+        ),
         lambda p: figures.gradient_flow(ev, p, title=title, budget=budget, frozen=frozen),
     )
     if ev.model_summary or ev.architecture:
@@ -603,8 +625,12 @@ def _evaluation_section(b: ReportBuilder, ev: Evaluation) -> None:
         b.add(Paragraph(f"Parameters: {_params_text(ev.params)}."))
         if ev.architecture:
             b.add(Bullets(_architecture_lines(ev)))
-            b.add(Paragraph("By part, measured on one input of the trained size (stride vs "
-                            "input = input side / output side):"))
+            b.add(
+                Paragraph(
+                    "By part, measured on one input of the trained size (stride vs "
+                    "input = input side / output side):"
+                )
+            )
             b.table(architecture_table(ev))
         if ev.model_summary:
             b.add(Code(ev.model_summary, "print(model)"))
@@ -653,8 +679,11 @@ def _architecture_lines(ev: Evaluation) -> list[str]:
         if len(out) == 3:
             sizes.append(f"{r['part']} {out[0]}×{out[1]}×{out[2]}")
         elif out:
-            what = " (one per class)" if ev.task == "classification" and ev.class_names and \
-                out[0] == len(ev.class_names) else ""
+            what = (
+                " (one per class)"
+                if ev.task == "classification" and ev.class_names and out[0] == len(ev.class_names)
+                else ""
+            )
             sizes.append(f"{r['part']} {out[0]} outputs{what}")
     if sizes:
         lines.append("Output size after each part (C×H×W): " + " → ".join(sizes) + ".")

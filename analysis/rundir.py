@@ -47,7 +47,7 @@ class Trial(TrialRecord):
 
 
 @dataclass
-class Stage(StageRecord):
+class StageResults(StageRecord):
     """One stage (one Ray Tune experiment) of a study, its trials with their curves."""
 
     trials: list[Trial] = field(default_factory=list)  # type: ignore[assignment]
@@ -55,12 +55,12 @@ class Stage(StageRecord):
 
 
 @dataclass
-class Study:
+class StudyResults:
     """The resolved study of one run directory."""
 
     root: Path
     record: StudyRecord
-    stages: list[Stage]
+    stages: list[StageResults]
 
     @property
     def name(self) -> str:
@@ -106,7 +106,7 @@ class Study:
         return [t for s in self.stages for t in s.trials]
 
 
-def load_study(run_dir: str | Path) -> Study:
+def load_study(run_dir: str | Path) -> StudyResults:
     """Read RUN_DIR/study.json and every trial's curve.
 
     Raises:
@@ -130,7 +130,7 @@ def load_study(run_dir: str | Path) -> Study:
     except RecordError as exc:
         raise ReportError(str(exc)) from exc
     stages = [_load_stage(root, s) for s in record.stages]
-    return Study(root=root, record=record, stages=stages)
+    return StudyResults(root=root, record=record, stages=stages)
 
 
 def local_copy(run_dir: str | Path) -> Path:
@@ -152,10 +152,10 @@ def local_copy(run_dir: str | Path) -> Path:
     return target
 
 
-def _load_stage(root: Path, record: StageRecord) -> Stage:
+def _load_stage(root: Path, record: StageRecord) -> StageResults:
     fields = {k: v for k, v in vars(record).items() if k != "trials"}
     fields["title"] = record.title or record.name
-    stage = Stage(**fields, trials=[Trial.of(t, record.name) for t in record.trials])
+    stage = StageResults(**fields, trials=[Trial.of(t, record.name) for t in record.trials])
     for trial in stage.trials:
         _attach_curve(root, trial)
     _add_unlisted_trials(root, stage)
@@ -210,7 +210,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _add_unlisted_trials(root: Path, stage: Stage) -> None:
+def _add_unlisted_trials(root: Path, stage: StageResults) -> None:
     """Show trial folders that study.json does not list yet (a study still running)."""
     folder = root / stage.name
     if not folder.is_dir():

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.rundir import Stage, Study, Trial, finite
+from analysis.rundir import StageResults, StudyResults, Trial, finite
 from trainables.contract import best_of
 
 # Overfitting verdict (documented in the report): "yes" when the final train-val gap of the score
@@ -50,7 +50,7 @@ METRIC_TITLES = {
 }
 
 
-def task_metrics(study: Study) -> TaskMetrics:
+def task_metrics(study: StudyResults) -> TaskMetrics:
     return SEGMENTATION if study.trainable == "segmentation" else CLASSIFICATION
 
 
@@ -82,7 +82,7 @@ def _row_at(curve: list[dict[str, float]], epoch: int | None) -> dict[str, float
     return next((r for r in curve if r.get("epoch") == epoch), None)
 
 
-def trial_stats(trial: Trial, study: Study) -> TrialStats:
+def trial_stats(trial: Trial, study: StudyResults) -> TrialStats:
     """Best/final values from study.json where recorded, else from the per-epoch curve."""
     tm = task_metrics(study)
     curve = trial.curve
@@ -154,7 +154,7 @@ def overfitting_verdict(gap: float | None, rising: bool | None) -> str:
     return "no"
 
 
-def stage_best_trial(stage: Stage, study: Study) -> Trial | None:
+def stage_best_trial(stage: StageResults, study: StudyResults) -> Trial | None:
     """The stage's best trial: study.json's record, else the best metric among its trials."""
     if stage.best and stage.best.trial_id:
         for t in stage.trials:
@@ -164,7 +164,7 @@ def stage_best_trial(stage: Stage, study: Study) -> Trial | None:
     return best_of(candidates, lambda t: trial_stats(t, study).best_value, study.mode)
 
 
-def stop_reason(trial: Trial, stage: Stage) -> str:
+def stop_reason(trial: Trial, stage: StageResults) -> str:
     """Status plus what a reader needs to know about it."""
     if trial.status == "asha_stopped":
         total = trial.config.get("epochs", stage.epochs)
@@ -182,7 +182,7 @@ def stop_reason(trial: Trial, stage: Stage) -> str:
 RUN_KEYS = ("seed", "label")
 
 
-def classes_text(config: dict[str, Any], study: Study) -> str | None:
+def classes_text(config: dict[str, Any], study: StudyResults) -> str | None:
     """The class selection of a config as the reader needs it ("10 classes", "all 200 classes")."""
     if study.trainable == "segmentation":
         return "binary masks"
@@ -199,13 +199,15 @@ def classes_text(config: dict[str, Any], study: Study) -> str | None:
     return f"all {n} classes" if n else "all classes"
 
 
-def _same_data(config: dict[str, Any], study: Study) -> bool:
+def _same_data(config: dict[str, Any], study: StudyResults) -> bool:
     """Whether study.json's "data" (the last stage's data) describes this config's data set."""
     ds = study.data.get("dataset")
     return ds is not None and config.get("dataset", ds) == ds
 
 
-def budget_parts(config: dict[str, Any], study: Study, epochs: int | None = None) -> list[str]:
+def budget_parts(
+    config: dict[str, Any], study: StudyResults, epochs: int | None = None
+) -> list[str]:
     """[epochs, image size, classes, data share] of one trial config; only what is known."""
     parts = []
     ep = config.get("epochs", epochs)
@@ -223,8 +225,8 @@ def budget_parts(config: dict[str, Any], study: Study, epochs: int | None = None
     return parts
 
 
-def data_share_text(config: dict[str, Any], study: Study) -> str:
-    """"all train data", or the cap max_batches puts on each epoch (a smoke run's 2 batches)."""
+def data_share_text(config: dict[str, Any], study: StudyResults) -> str:
+    """ "all train data", or the cap max_batches puts on each epoch (a smoke run's 2 batches)."""
     mb = config.get("max_batches")
     if not isinstance(mb, int) or isinstance(mb, bool):
         return "full train set"
@@ -236,16 +238,16 @@ def data_share_text(config: dict[str, Any], study: Study) -> str:
     return text
 
 
-def budget_text(config: dict[str, Any], study: Study, epochs: int | None = None) -> str:
+def budget_text(config: dict[str, Any], study: StudyResults, epochs: int | None = None) -> str:
     """One line: "1 ep, 64px, 10 classes, 2 batches/ep (1.4% of train)"."""
     return ", ".join(budget_parts(config, study, epochs))
 
 
-def is_smoke(study: Study) -> bool:
+def is_smoke(study: StudyResults) -> bool:
     return bool(study.record.run_settings.get("smoke"))
 
 
-def run_budget(study: Study) -> str:
+def run_budget(study: StudyResults) -> str:
     """How the run was sized: a smoke run, a named --budget, or the study file's own budget."""
     rs = study.record.run_settings
     if rs.get("smoke"):
@@ -309,7 +311,7 @@ class SeedGroup:
         return sample_std(self.values) if self.repeated else None
 
 
-def seed_groups(trials: list[Trial], study: Study) -> list[SeedGroup]:
+def seed_groups(trials: list[Trial], study: StudyResults) -> list[SeedGroup]:
     """Group ranked trials by configuration minus seed, in first-seen order."""
     groups: dict[str, SeedGroup] = {}
     for t in trials:

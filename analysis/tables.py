@@ -13,7 +13,7 @@ from typing import Any
 
 from analysis import noise
 from analysis.evaluation import Evaluation, confused_pairs
-from analysis.rundir import Stage, Study, Trial
+from analysis.rundir import StageResults, StudyResults, Trial
 from analysis.summary import (
     METRIC_TITLES,
     STABILITY_EPOCHS,
@@ -174,7 +174,7 @@ def varying_keys(trials: Sequence[Trial]) -> list[str]:
     ]
 
 
-def study_compare_keys(study: Study) -> list[str]:
+def study_compare_keys(study: StudyResults) -> list[str]:
     """Union of every stage's `compare` keys: the architecture dimensions the study explores."""
     keys: list[str] = []
     for s in study.stages:
@@ -182,11 +182,11 @@ def study_compare_keys(study: Study) -> list[str]:
     return keys
 
 
-def shown_keys(stage: Stage, study: Study) -> list[str]:
+def shown_keys(stage: StageResults, study: StudyResults) -> list[str]:
     return stage.compare or study_compare_keys(study)
 
 
-def _timing_columns(study: Study) -> list[Column]:
+def _timing_columns(study: StudyResults) -> list[Column]:
     stats = [trial_stats(t, study) for t in study.all_trials()]
     cols = []
     if any(s.train_time_s is not None for s in stats):
@@ -194,7 +194,7 @@ def _timing_columns(study: Study) -> list[Column]:
     return cols
 
 
-def all_trials_table(study: Study) -> Table:
+def all_trials_table(study: StudyResults) -> Table:
     """Every trial of every stage, infeasible ones included."""
     timing = _timing_columns(study)
     rows: list[list[Any]] = []
@@ -211,7 +211,7 @@ def all_trials_table(study: Study) -> Table:
     return Table("all_trials", _all_trials_columns(study, timing), rows, bold)
 
 
-def _all_trials_columns(study: Study, timing: list[Column]) -> list[Column]:
+def _all_trials_columns(study: StudyResults, timing: list[Column]) -> list[Column]:
     tm = task_metrics(study)
     return [
         Column("stage", "stage"),
@@ -240,8 +240,8 @@ def _all_trials_columns(study: Study, timing: list[Column]) -> list[Column]:
 
 def _all_trials_row(
     t: Trial,
-    stage: Stage,
-    study: Study,
+    stage: StageResults,
+    study: StudyResults,
     keys: list[str],
     other: list[str],
     timing: list[Column],
@@ -285,7 +285,7 @@ def markdown_view(table: Table, drop: Sequence[str]) -> Table:
     )
 
 
-def summary_rows(study: Study) -> tuple[list[Trial], bool]:
+def summary_rows(study: StudyResults) -> tuple[list[Trial], bool]:
     """Labelled trials ordered by stage then label; without labels, each stage's best trial."""
     labelled = [
         t
@@ -302,7 +302,7 @@ def summary_rows(study: Study) -> tuple[list[Trial], bool]:
 COMMON_SETTINGS = ("optimizer", "lr", "batch_size", "weight_decay", "scheduler", "augment", "loss")
 
 
-def _summary_keys(study: Study, trials: list[Trial]) -> tuple[list[str], list[str]]:
+def _summary_keys(study: StudyResults, trials: list[Trial]) -> tuple[list[str], list[str]]:
     """(keys that differ between the summary's rows, keys equal in every row)."""
     keys = study_compare_keys(study)
     keys += [k for k in varying_keys(trials) if k not in keys]
@@ -313,19 +313,19 @@ def _summary_keys(study: Study, trials: list[Trial]) -> tuple[list[str], list[st
     return shown, same
 
 
-def summary_constants(study: Study) -> str:
+def summary_constants(study: StudyResults) -> str:
     """The settings every summary row shares, as "k=v, ..." (shown once above the table)."""
     trials, _ = summary_rows(study)
     _, same = _summary_keys(study, trials)
     return fmt_config(trials[0].config, same) if trials else ""
 
 
-def _score_fmt(study: Study) -> Callable[[Any], str]:
+def _score_fmt(study: StudyResults) -> Callable[[Any], str]:
     """Accuracies as % (the course's summary); IoU stays a fraction, as segmentation papers do."""
     return fmt_pct if task_metrics(study).score == "acc" else fmt_value
 
 
-def summary_table(study: Study) -> Table:
+def summary_table(study: StudyResults) -> Table:
     """The course's summary: stage, configuration, params, val/train score, gap, overfitting."""
     tm = task_metrics(study)
     trials, _ = summary_rows(study)
@@ -381,7 +381,7 @@ def summary_table(study: Study) -> Table:
     return Table("summary", columns, rows, bold)
 
 
-def stage_table(stage: Stage, study: Study) -> Table:
+def stage_table(stage: StageResults, study: StudyResults) -> Table:
     """One stage's trials: score, convergence, overfitting and stability (E.2), with budget.
 
     'stability' is the std of the val score over the last STABILITY_EPOCHS epochs of each trial;
@@ -452,7 +452,7 @@ def _interval(value: float | None, n: int | None) -> str | None:
     return f"{100 * lo:.1f}-{100 * hi:.1f} (n = {n})"
 
 
-def _summary_best(study: Study, trials: list[Trial]) -> set[int]:
+def _summary_best(study: StudyResults, trials: list[Trial]) -> set[int]:
     """ids of the trial marked best in each stage (the stage's best, else the best listed row)."""
     marked: set[int] = set()
     for stage in study.stages:
@@ -467,7 +467,7 @@ def _summary_best(study: Study, trials: list[Trial]) -> set[int]:
     return marked
 
 
-def best_per_stage_table(study: Study) -> Table:
+def best_per_stage_table(study: StudyResults) -> Table:
     columns = [
         Column("stage", "stage"),
         Column("trial", "best trial"),
@@ -508,7 +508,7 @@ def best_per_stage_table(study: Study) -> Table:
     return Table("best_per_stage", columns, rows)
 
 
-def infeasible_table(study: Study) -> Table:
+def infeasible_table(study: StudyResults) -> Table:
     columns = [
         Column("stage", "stage"),
         Column("trial", "trial"),
@@ -534,7 +534,7 @@ def infeasible_table(study: Study) -> Table:
 def test_metrics_table(
     evals: Sequence[Evaluation],
     name: str = "test_metrics",
-    study: Study | None = None,
+    study: StudyResults | None = None,
 ) -> Table:
     """One row per evaluation: compares e.g. the base U-Net with the backbone U-Net.
 
@@ -553,10 +553,13 @@ def test_metrics_table(
         Column("params", "params (M)", fmt_params),
         *[Column(k, k.replace("_", " ")) for k in keys],
         *(
-            [Column("wall_time_s", "trial wall time", fmt_seconds),
-             Column(f"{train_key}_final", f"{METRIC_TITLES[train_key]} (final)"),
-             Column("budget", "budget")]
-            if study else []
+            [
+                Column("wall_time_s", "trial wall time", fmt_seconds),
+                Column(f"{train_key}_final", f"{METRIC_TITLES[train_key]} (final)"),
+                Column("budget", "budget"),
+            ]
+            if study
+            else []
         ),
     ]
     rows = []
@@ -574,7 +577,7 @@ def test_metrics_table(
     return Table(name, columns, rows)
 
 
-def evaluated_trial(study: Study, ev: Evaluation) -> Trial | None:
+def evaluated_trial(study: StudyResults, ev: Evaluation) -> Trial | None:
     """The trial an evaluation tested (by trial id, else its stage's best)."""
     for stage in study.stages:
         if stage.name == ev.stage:
@@ -585,16 +588,16 @@ def evaluated_trial(study: Study, ev: Evaluation) -> Trial | None:
     return None
 
 
-def stage_epochs(study: Study, name: str) -> int | None:
+def stage_epochs(study: StudyResults, name: str) -> int | None:
     return next((s.epochs for s in study.stages if s.name == name), None)
 
 
-def stage_title(study: Study, name: str) -> str:
+def stage_title(study: StudyResults, name: str) -> str:
     """A stage's title (what the reader knows it by), its name when it has none or is unknown."""
     return next((s.title or s.name for s in study.stages if s.name == name), name)
 
 
-def evaluation_budget(study: Study, ev: Evaluation) -> str | None:
+def evaluation_budget(study: StudyResults, ev: Evaluation) -> str | None:
     """The budget of the trial an evaluation tested (by trial id, else the stage's best)."""
     trial = evaluated_trial(study, ev)
     return budget_text(trial.config, study, stage_epochs(study, ev.stage)) if trial else None
@@ -636,9 +639,7 @@ def confused_table(ev: Evaluation, top: int = 10) -> Table:
     ]
     total = {}
     if ev.confusion_matrix is not None and ev.class_names:
-        total = dict(
-            zip(ev.class_names, ev.confusion_matrix.sum(axis=1).tolist(), strict=False)
-        )
+        total = dict(zip(ev.class_names, ev.confusion_matrix.sum(axis=1).tolist(), strict=False))
     rows: list[list[Any]] = [[t, p, c] for t, p, c in confused_pairs(ev, top)]
     if total:
         columns.append(Column("share_of_true", "share of true class", fmt_value))
@@ -651,14 +652,21 @@ def confused_table(ev: Evaluation, top: int = 10) -> Table:
 # --- course B.1 / E.1: val beside test, the architecture by part, the custom-layer checks -------
 
 VAL_TEST_COLUMNS = {
-    "classification": (("acc", "accuracy", fmt_pct), ("macro_f1", "macro F1", fmt_value),
-                       ("loss", "loss", fmt_value)),
-    "segmentation": (("iou", "IoU", fmt_value), ("dice", "Dice", fmt_value),
-                     ("pixel_acc", "pixel acc", fmt_pct), ("loss", "loss", fmt_value)),
+    "classification": (
+        ("acc", "accuracy", fmt_pct),
+        ("macro_f1", "macro F1", fmt_value),
+        ("loss", "loss", fmt_value),
+    ),
+    "segmentation": (
+        ("iou", "IoU", fmt_value),
+        ("dice", "Dice", fmt_value),
+        ("pixel_acc", "pixel acc", fmt_pct),
+        ("loss", "loss", fmt_value),
+    ),
 }
 
 
-def val_test_table(ev: Evaluation, study: Study) -> Table:
+def val_test_table(ev: Evaluation, study: StudyResults) -> Table:
     """The evaluated checkpoint on the whole val split and on the test split, and the val
     numbers its trial reported at its best epoch (a capped run validates on fewer batches)."""
     metrics = VAL_TEST_COLUMNS["segmentation" if ev.task == "segmentation" else "classification"]
@@ -671,24 +679,32 @@ def val_test_table(ev: Evaluation, study: Study) -> Table:
     budget = evaluation_budget(study, ev)
     rows = []
     if ev.val_metrics:
-        rows.append(["val, whole split (best checkpoint)", ev.val_size,
-                     *[ev.val_metrics.get(f"val_{k}") for k, _, _ in metrics], budget])
+        rows.append(
+            [
+                "val, whole split (best checkpoint)",
+                ev.val_size,
+                *[ev.val_metrics.get(f"val_{k}") for k, _, _ in metrics],
+                budget,
+            ]
+        )
     trial = _evaluated_trial(study, ev)
     if trial is not None and trial.best:
         epoch = trial.best_epoch or trial.best.get("epoch")
         label = f"val, as trial {trial.name} reported it" + (f" (epoch {epoch})" if epoch else "")
         rows.append([label, None, *[trial.best.get(f"val_{k}") for k, _, _ in metrics], budget])
     if ev.metrics:
-        rows.append(["test", ev.test_size, *[ev.metrics.get(f"test_{k}") for k, _, _ in metrics],
-                     budget])
+        rows.append(
+            ["test", ev.test_size, *[ev.metrics.get(f"test_{k}") for k, _, _ in metrics], budget]
+        )
     return Table(f"val_test_{ev.stage}", columns, rows)
 
 
-def _evaluated_trial(study: Study, ev: Evaluation) -> Trial | None:
+def _evaluated_trial(study: StudyResults, ev: Evaluation) -> Trial | None:
     for stage in study.stages:
         if stage.name == ev.stage:
-            return next((t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id),
-                        None)
+            return next(
+                (t for t in stage.trials if ev.trial_id and t.trial_id == ev.trial_id), None
+            )
     return None
 
 
@@ -706,7 +722,7 @@ def fmt_int(v: Any) -> str:
 
 
 def downsample_text(d: dict[str, Any]) -> str:
-    """"stem.conv (Conv2d 7x7/2): 128→64"."""
+    """ "stem.conv (Conv2d 7x7/2): 128→64"."""
     size = f"{d.get('from', ['?'])[-1]}→{d.get('to', ['?'])[-1]}"
     kind = f" ({d['kind']})" if d.get("kind") else ""
     return f"{d.get('layer')}{kind}: {size}"
@@ -743,7 +759,7 @@ def architecture_table(ev: Evaluation) -> Table:
     return Table(f"architecture_{ev.stage}", columns, rows)
 
 
-def layer_checks_table(rows: list[dict[str, Any]], stage: Stage) -> Table:
+def layer_checks_table(rows: list[dict[str, Any]], stage: StageResults) -> Table:
     """One row per (trial, custom layer, check): the measured value and pass/fail."""
     columns = [
         Column("trial", "trial"),
@@ -758,8 +774,14 @@ def layer_checks_table(rows: list[dict[str, Any]], stage: Stage) -> Table:
         return f"{len(names)} ({', '.join(names[:2])}{', …' if len(names) > 2 else ''})"
 
     body = [
-        [r["trial"], r["layer"], instances(list(r["instances"])), r["check"], r["measured"],
-         "pass" if r["passed"] else "FAIL"]
+        [
+            r["trial"],
+            r["layer"],
+            instances(list(r["instances"])),
+            r["check"],
+            r["measured"],
+            "pass" if r["passed"] else "FAIL",
+        ]
         for r in rows
     ]
     failed = {i for i, r in enumerate(rows) if not r["passed"]}

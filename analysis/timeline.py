@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 from analysis.document import Heading, Paragraph
 from analysis.figures import save, study_budget
-from analysis.rundir import Study
+from analysis.rundir import StudyResults
 from analysis.summary import run_budget
 from analysis.tables import Column, Table, fmt_seconds
 from trainables.contract import RunTimeline, run_timeline
@@ -30,7 +30,7 @@ EXPLAINED = (
 )
 
 
-def study_timeline(study: Study) -> RunTimeline:
+def study_timeline(study: StudyResults) -> RunTimeline:
     return run_timeline(
         [(s.name, s.timeline, [t.timeline for t in s.trials]) for s in study.stages]
     )
@@ -62,22 +62,24 @@ def fixed_costs_table(summary: RunTimeline) -> Table:
     ]
     rows = []
     for s in summary.stages:
-        rows.append([
-            s.name,
-            s.wall_s,
-            s.trials,
-            s.slots,
-            s.training_s / s.wall_s if s.wall_s > 0 else None,
-            s.at_once,
-            sum(s.setup_s) / len(s.setup_s) if s.setup_s else None,
-            s.checkpoint_s,
-            s.probe_s,
-            s.evaluation_s or None,
-        ])
+        rows.append(
+            [
+                s.name,
+                s.wall_s,
+                s.trials,
+                s.slots,
+                s.training_s / s.wall_s if s.wall_s > 0 else None,
+                s.at_once,
+                sum(s.setup_s) / len(s.setup_s) if s.setup_s else None,
+                s.checkpoint_s,
+                s.probe_s,
+                s.evaluation_s or None,
+            ]
+        )
     return Table("timeline", columns, rows)
 
 
-def draw_gantt(study: Study, path: Path) -> bool:
+def draw_gantt(study: StudyResults, path: Path) -> bool:
     bars = []  # (stage index, label, start, setup end, end)
     for i, stage in enumerate(study.stages):
         for trial in stage.trials:
@@ -104,23 +106,35 @@ def draw_gantt(study: Study, path: Path) -> bool:
         spans, evaluation = s.timeline.get("spans", []), s.timeline.get("evaluation_s")
         if spans and spans[-1][1] and evaluation:
             end = spans[-1][1] - origin
-            ax.axvspan(end - evaluation, end, color="0.8", hatch="//", fill=False, zorder=0,
-                       label="evaluation")
+            ax.axvspan(
+                end - evaluation,
+                end,
+                color="0.8",
+                hatch="//",
+                fill=False,
+                zorder=0,
+                label="evaluation",
+            )
     ax.set_yticks(range(len(bars)), [b[1] for b in bars], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the run started")
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(study.stages))
-    ]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(study.stages))]
     names = [s.title or s.name for s in study.stages]
     if any(s.timeline.get("evaluation_s") for s in study.stages):
         handles.append(plt.Rectangle((0, 0), 1, 1, fill=False, hatch="//", color="0.6"))
         names.append("test-set evaluation")
     # Below the axes: stage titles are long, and a legend beside them squeezes the bars.
-    ax.legend(handles, names, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 -
-              1.0 / (0.35 * len(bars) + 1.6)), ncol=2, frameon=False)
-    ax.set_title(f"Timeline ({run_budget(study)}): {study_timeline(study).line()}", fontsize=9,
-                 wrap=True)
+    ax.legend(
+        handles,
+        names,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 1.0 / (0.35 * len(bars) + 1.6)),
+        ncol=2,
+        frameon=False,
+    )
+    ax.set_title(
+        f"Timeline ({run_budget(study)}): {study_timeline(study).line()}", fontsize=9, wrap=True
+    )
     fig.tight_layout()
     return save(fig, path, budget=study_budget(study))
-

@@ -44,8 +44,13 @@ from trainables.data import (
 from trainables.models import build_model
 from trainables.precision import autocast_context, resolve_precision
 
-MODEL = {"model": "resnet", "channels": (64, 128, 256), "blocks": (2, 2, 2), "stem": "cifar",
-         "activation": "gelu"}
+MODEL = {
+    "model": "resnet",
+    "channels": (64, 128, 256),
+    "blocks": (2, 2, 2),
+    "stem": "cifar",
+    "activation": "gelu",
+}
 QUICK_MODEL = {"model": "resnet", "channels": (8, 16), "blocks": (1, 1), "stem": "cifar"}
 
 
@@ -69,14 +74,25 @@ def variants(batch: int) -> list[Variant]:
 def measure(bundle, variant: Variant, args, device: torch.device) -> dict[str, float]:
     """Images/s over `args.steps` timed steps after `args.warmup` untimed ones."""
     torch.manual_seed(0)
-    model_cfg = {**(QUICK_MODEL if args.quick else MODEL),
-                 "num_classes": len(bundle.class_names), "in_channels": 3}
+    model_cfg = {
+        **(QUICK_MODEL if args.quick else MODEL),
+        "num_classes": len(bundle.class_names),
+        "in_channels": 3,
+    }
     model = build_model(model_cfg).to(device)
     fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    loader = TensorLoader(bundle.train, variant.batch_size, device, shuffle=True,
-                          augment=AugmentConfig(hflip=True, crop_padding=4), mean=bundle.mean,
-                          std=bundle.std, channels_last=variant.channels_last, drop_last=True)
+    loader = TensorLoader(
+        bundle.train,
+        variant.batch_size,
+        device,
+        shuffle=True,
+        augment=AugmentConfig(hflip=True, crop_padding=4),
+        mean=bundle.mean,
+        std=bundle.std,
+        channels_last=variant.channels_last,
+        drop_last=True,
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     autocast = autocast_context(device, args.resolved_precision)
     step_model = model
@@ -135,16 +151,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
     args.resolved_precision = resolve_precision(args.precision, device)
-    spec = DataSpec("tiny_imagenet", path=dataset_dir("tiny_imagenet", args.data_root),
-                    classes=2 if args.quick else 10, image_size=16 if args.quick else None)
+    spec = DataSpec(
+        "tiny_imagenet",
+        path=dataset_dir("tiny_imagenet", args.data_root),
+        classes=2 if args.quick else 10,
+        image_size=16 if args.quick else None,
+    )
     bundle = load_bundle(spec)
     batch = 16 if args.quick else 128
     base = Variant("baseline", batch)
     levers = [v for v in variants(batch) if args.only is None or v.name in args.only]
     if args.device == "cpu":  # compile on a CPU is cpu_levers.py's business
         levers = [v for v in levers if v.compile_mode is None]
-    print(f"device {device}, precision {args.resolved_precision}, {args.rounds} round(s) of "
-          f"{args.steps} steps after {args.warmup} warm-up steps", flush=True)
+    print(
+        f"device {device}, precision {args.resolved_precision}, {args.rounds} round(s) of "
+        f"{args.steps} steps after {args.warmup} warm-up steps",
+        flush=True,
+    )
     results = {}
     for lever in levers:
         pairs = []
@@ -160,16 +183,19 @@ def main(argv: list[str] | None = None) -> None:
             "warmup_s": max(w for _, _, w in pairs),
         }
         r = results[lever.name]
-        print(f"{lever.name:>14}: {r['images_per_s']:9.0f} vs baseline "
-              f"{r['baseline_images_per_s']:9.0f} images/s, {ratio:.3f}x"
-              + (f" (warm-up incl. compile {r['warmup_s']:.1f} s)" if r["warmup_s"] else ""),
-              flush=True)
+        print(
+            f"{lever.name:>14}: {r['images_per_s']:9.0f} vs baseline "
+            f"{r['baseline_images_per_s']:9.0f} images/s, {ratio:.3f}x"
+            + (f" (warm-up incl. compile {r['warmup_s']:.1f} s)" if r["warmup_s"] else ""),
+            flush=True,
+        )
     # A lever wins only by more than the A-B noise a few percent: 1.05x.
     winners = [n for n, r in results.items() if r["ratio"] >= 1.05]
     best = max(winners, key=lambda n: results[n]["ratio"]) if winners else "baseline"
     if args.json:
-        args.json.write_text(json.dumps({"device": str(device), "levers": results,
-                                         "winner": best}, indent=1))
+        args.json.write_text(
+            json.dumps({"device": str(device), "levers": results, "winner": best}, indent=1)
+        )
     print(f"winner: {best}")
 
 

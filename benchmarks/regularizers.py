@@ -73,15 +73,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--classes", type=int, default=4)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--channels", default="32,64,128", help="per-stage widths (the winner: "
-                   "64,128,256)")
+    p.add_argument(
+        "--channels", default="32,64,128", help="per-stage widths (the winner: 64,128,256)"
+    )
     p.add_argument("--blocks", type=int, default=1, help="blocks per stage (the winner: 2)")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jitter-epochs", type=int, default=5,
-                   help="val jitter: std of the changes over the last N epochs")
-    p.add_argument("--only", default="baseline,mixup,cutmix,ema,drop_path",
-                   help=f"comma-separated variants from {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--jitter-epochs",
+        type=int,
+        default=5,
+        help="val jitter: std of the changes over the last N epochs",
+    )
+    p.add_argument(
+        "--only",
+        default="baseline,mixup,cutmix,ema,drop_path",
+        help=f"comma-separated variants from {', '.join(VARIANTS)}",
+    )
     p.add_argument("--data-root", type=Path, default=None)
     return p.parse_args(argv)
 
@@ -95,15 +103,22 @@ def accuracy(state: dict, bundle: Any, split: Any) -> float:
     model = build_model(state["model_config"])
     model.load_state_dict(eval_weights(state))
     model.eval()
-    y, pred, _, _ = predict(model, bundle, state, torch.device("cpu"), "classification",
-                            split=split)
+    y, pred, _, _ = predict(
+        model, bundle, state, torch.device("cpu"), "classification", split=split
+    )
     return float((y == pred).mean())
 
 
 def run_variant(name: str, extra: dict, bundle: Any, args: argparse.Namespace, tmp: Path) -> dict:
-    config = {**BASE, "epochs": args.epochs, "classes": args.classes,
-              "image_size": args.image_size, "blocks": args.blocks,
-              "channels": tuple(int(c) for c in args.channels.split(",")), **extra}
+    config = {
+        **BASE,
+        "epochs": args.epochs,
+        "classes": args.classes,
+        "image_size": args.image_size,
+        "blocks": args.blocks,
+        "channels": tuple(int(c) for c in args.channels.split(",")),
+        **extra,
+    }
     session = ray_io.LocalSession(tmp / name)
     ray_io.use_local_session(session)
     t0 = time.perf_counter()
@@ -142,25 +157,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}", file=sys.stderr)
         return 2
     root = args.data_root or default_data_root()
-    spec = DataSpec("tiny_imagenet", path=root / "tiny-imagenet-200", classes=args.classes,
-                    image_size=args.image_size)
+    spec = DataSpec(
+        "tiny_imagenet",
+        path=root / "tiny-imagenet-200",
+        classes=args.classes,
+        image_size=args.image_size,
+    )
     bundle = load_bundle(spec)
-    print(f"{args.classes} classes, {len(bundle.train)} train / {len(bundle.val)} val images, "
-          f"{args.image_size} px, {args.epochs} epochs, channels {args.channels} x "
-          f"{args.blocks} block(s), {args.threads} thread(s)", flush=True)
+    print(
+        f"{args.classes} classes, {len(bundle.train)} train / {len(bundle.val)} val images, "
+        f"{args.image_size} px, {args.epochs} epochs, channels {args.channels} x "
+        f"{args.blocks} block(s), {args.threads} thread(s)",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             rows.append(run_variant(name, VARIANTS[name], bundle, args, Path(tmp)))
     n = args.jitter_epochs
     print()
-    print(f"| variant | train acc (clean) | val acc | train-val gap | best val | "
-          f"val jitter (last {n}) | EMA: raw val / raw jitter | s |")
+    print(
+        f"| variant | train acc (clean) | val acc | train-val gap | best val | "
+        f"val jitter (last {n}) | EMA: raw val / raw jitter | s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         raw = f"{r['val_raw']:.3f} / {r['jitter_raw']:.4f}" if "val_raw" in r else "—"
-        print(f"| {r['variant']} | {r['train_clean']:.3f} | {r['val']:.3f} | {r['gap']:+.3f} | "
-              f"{r['best_val']:.3f} | {r['jitter']:.4f} | {raw} | {r['seconds']:.0f} |")
+        print(
+            f"| {r['variant']} | {r['train_clean']:.3f} | {r['val']:.3f} | {r['gap']:+.3f} | "
+            f"{r['best_val']:.3f} | {r['jitter']:.4f} | {raw} | {r['seconds']:.0f} |"
+        )
     return 0
 
 

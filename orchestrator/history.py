@@ -34,9 +34,7 @@ def checkpoint_history(result: Any) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict) and isinstance(r.get("epoch"), int)]
 
 
-def missing_rows(
-    rows: list[dict[str, Any]], history: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def missing_rows(rows: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """History rows of epochs that `rows` (Ray's) lacks, marked as restored."""
     have = {epoch_of(r) for r in rows}
     return [{**r, "restored_from_checkpoint": True} for r in history if r["epoch"] not in have]

@@ -53,8 +53,11 @@ class RunLock:
                 continue
             except FileNotFoundError:  # another --fresh moved the folder just now
                 continue
-            owner = {"pid": os.getpid(), "host": socket.gethostname(),
-                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            owner = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             with os.fdopen(fd, "w") as f:
                 json.dump(owner, f)
             self.held = True

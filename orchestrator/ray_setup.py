@@ -271,9 +271,9 @@ def run_on_every_node(fn: Callable[..., Any], *args: Any, timeout_s: float = 120
     remote = ray.remote(num_cpus=0, max_retries=0)(fn)
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     refs = [
-        remote.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
-        ).remote(*args)
+        remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+            *args
+        )
         for node in nodes
     ]
     return dict(zip(nodes, ray.get(refs, timeout=timeout_s), strict=True))

@@ -68,8 +68,7 @@ class StudyFile:
         wanted = [s.name for s in header.stages]
         if known != wanted:
             raise StudyError(
-                f"{path} records stages {known}, but the study file now has {wanted}; "
-                + FRESH_HINT
+                f"{path} records stages {known}, but the study file now has {wanted}; " + FRESH_HINT
             )
         settings = jsonable(header.run_settings)
         if record.run_settings != settings:

@@ -223,7 +223,13 @@ def train_stage(ctx: RunContext, plan: StagePlan, bundle: DataBundle) -> list[Tr
     # The user's stop first: Ray may have ended the trials it interrupted as TERMINATED.
     with interrupts.tune_fit(plan.stage.name):
         results = run_tuner(
-            ctx.study, plan, bundle, ctx.location, ctx.run_dir, ctx.resources, ctx.metric,
+            ctx.study,
+            plan,
+            bundle,
+            ctx.location,
+            ctx.run_dir,
+            ctx.resources,
+            ctx.metric,
             ctx.mode,
         )
     expected = len(plan.feasible) if plan.stage.search != "optuna" else plan.stage.num_samples

@@ -54,8 +54,11 @@ class TimelineRecorder(Callback):
             for key in ("started_at", "actor_start_s", "setup_s", "node"):
                 span[key] = result.get(key)
         span["epochs"] += 1
-        for key, total in (("epoch_time_s", "train_s"), ("checkpoint_s", "checkpoint_s"),
-                           ("probe_s", "probe_s")):
+        for key, total in (
+            ("epoch_time_s", "train_s"),
+            ("checkpoint_s", "checkpoint_s"),
+            ("probe_s", "probe_s"),
+        ):
             value = result.get(key)
             if isinstance(value, int | float):
                 span[total] += float(value)
@@ -96,9 +99,7 @@ def read_spans(stage_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return spans
 
 
-def attach_timelines(
-    trials: list[TrialRecord], stage_dir: Path, cpus: float, gpus: float
-) -> None:
+def attach_timelines(trials: list[TrialRecord], stage_dir: Path, cpus: float, gpus: float) -> None:
     spans = read_spans(stage_dir)
     for trial in trials:
         if trial.trial_id in spans:
@@ -127,14 +128,16 @@ def write_tensorboard(run_dir: Path, record: StudyRecord) -> Path | None:
     try:
         for step, stage in enumerate(summary.stages):
             if stage.wall_s > 0:
-                writer.add_scalar("timeline/training_fraction", stage.training_s / stage.wall_s,
-                                  step)
+                writer.add_scalar(
+                    "timeline/training_fraction", stage.training_s / stage.wall_s, step
+                )
                 writer.add_scalar("timeline/stage_wall_s", stage.wall_s, step)
             if stage.at_once is not None:
                 writer.add_scalar("timeline/trials_at_once", stage.at_once, step)
             if stage.setup_s:
-                writer.add_scalar("timeline/mean_setup_s",
-                                  sum(stage.setup_s) / len(stage.setup_s), step)
+                writer.add_scalar(
+                    "timeline/mean_setup_s", sum(stage.setup_s) / len(stage.setup_s), step
+                )
         bars = [b for _, _, ts in stages for t in ts if (b := trial_bar(t)) is not None]
         if bars:
             origin = min(a for a, _ in bars)

@@ -12,8 +12,8 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from orchestrator.interrupts import SignalWatch
+from orchestrator.live_view import BoardClient, StageProgress, close_board, create_board
 from orchestrator.plan import StagePlan
-from orchestrator.progress import BoardClient, StageProgress, close_board, create_board
 from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
 from orchestrator.timeline import TIMELINE_LOG, TimelineRecorder

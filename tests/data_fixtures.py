@@ -43,8 +43,9 @@ def tiny_study_run(root: Path, name: str, study_text: str, report: bool = True) 
     from trainables.data import write_tiny_imagenet
 
     data = root / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=24,
-                        val_per_class=6)
+    write_tiny_imagenet(
+        data / "tiny-imagenet-200", n_classes=3, train_per_class=24, val_per_class=6
+    )
     study = root / f"{name}.py"
     study.write_text(textwrap.dedent(study_text))
     with pytest.MonkeyPatch.context() as mp:

@@ -67,8 +67,16 @@ def test_stopped_trial_ahead_of_the_winner_makes_the_fifo_winner_uncertain(
     trials = [
         _trial("s", "w", "W", cfg, 1000, "completed", curve(6, peak=0.6), root=tmp_path),
         _trial("s", "a", "A", cfg, 1000, "asha_stopped", curve(2, peak=0.9), root=tmp_path),
-        _trial("s", "b", "B", cfg | {"epoch_fraction": 0.5}, 1000, "asha_stopped",
-               curve(2, peak=0.3), root=tmp_path),
+        _trial(
+            "s",
+            "b",
+            "B",
+            cfg | {"epoch_fraction": 0.5},
+            1000,
+            "asha_stopped",
+            curve(2, peak=0.3),
+            root=tmp_path,
+        ),
     ]
     _write_study(tmp_path, [_stage("s", "Search", ["lr"], trials, epochs=6)], {})
     study = load_study(tmp_path)

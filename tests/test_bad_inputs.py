@@ -421,10 +421,18 @@ CASES: list[tuple[str, Runner, int, str]] = [
     ("cli-budget-unknown", study("--budget", "huge"), 2, "invalid choice: 'huge'"),
     ("cli-scheduler-unknown", study("--scheduler", "pbt"), 2, "invalid choice: 'pbt'"),
     ("run-dir-locked", lambda tmp: locked_run(tmp), 2, "another run (pid"),
-    ("cli-cpus-beyond-machine", lambda tmp: with_data(tmp, "--cpus-per-trial", "64"), 2,
-     "trials can never start: 64 CPU per trial"),
-    ("cli-gpus-without-gpu", lambda tmp: with_data(tmp, "--gpus-per-trial", "1"), 2,
-     "1 GPU per trial, cluster has 0"),
+    (
+        "cli-cpus-beyond-machine",
+        lambda tmp: with_data(tmp, "--cpus-per-trial", "64"),
+        2,
+        "trials can never start: 64 CPU per trial",
+    ),
+    (
+        "cli-gpus-without-gpu",
+        lambda tmp: with_data(tmp, "--gpus-per-trial", "1"),
+        2,
+        "1 GPU per trial, cluster has 0",
+    ),
 ]
 
 
@@ -449,9 +457,11 @@ def with_data(tmp: Path, *args: str) -> int:
     """A runnable study on real-layout data, with a resource request no node can meet."""
     from trainables.data import write_tiny_imagenet
 
-    write_tiny_imagenet(tmp / "data" / "tiny-imagenet-200", n_classes=2, train_per_class=8,
-                        val_per_class=2)
+    write_tiny_imagenet(
+        tmp / "data" / "tiny-imagenet-200", n_classes=2, train_per_class=8, val_per_class=2
+    )
     return study(*args)(tmp)
+
 
 # --- issue 21: the second adversarial pass ------------------------------------------------------
 # Each row was run on the code before issue 21 too (its report has the table: before -> after).
@@ -571,8 +581,15 @@ def other_study_in_folder(tmp: Path) -> int:
     """runs/bad holds study 'first'; a study named 'bad' with the same plan must not adopt it."""
     run_dir = tmp / "runs" / "bad"
     run_dir.mkdir(parents=True)
-    record = {"format": 2, "study": "first", "trainable": "classification",
-              "metric": "val_acc", "mode": "max", "status": "finished", "stages": []}
+    record = {
+        "format": 2,
+        "study": "first",
+        "trainable": "classification",
+        "metric": "val_acc",
+        "mode": "max",
+        "status": "finished",
+        "stages": [],
+    }
     (run_dir / "study.json").write_text(json.dumps(record))
     return study()(tmp)
 
@@ -600,8 +617,9 @@ def replay_without_data(tmp: Path) -> int:
     label = first_trial(record)["label"]
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        return replay_main([str(run_dir), label, "--data-root", str(empty), "--out",
-                            str(tmp / "o")])
+        return replay_main(
+            [str(run_dir), label, "--data-root", str(empty), "--out", str(tmp / "o")]
+        )
     finally:
         if before is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
@@ -653,8 +671,12 @@ CASES += [
     # names and paths
     ("cli21-name-too-long", study("--name", "x" * 300), 2, "--name is 300 bytes long"),
     ("cli21-name-empty", study("--name", ""), 2, "must be a plain folder name"),
-    ("cli21-study-file-empty-path", lambda tmp: run.main(["", *common_args(tmp)]), 2,
-     "study file '' is empty"),
+    (
+        "cli21-study-file-empty-path",
+        lambda tmp: run.main(["", *common_args(tmp)]),
+        2,
+        "study file '' is empty",
+    ),
     ("cli21-study-file-is-json", study(source='{"study": 1}\n'), 2, "must define `study"),
     # search spaces with nothing to try
     ("space21-choice-empty", space("tune.choice([])"), 2, "tune.choice([]) has no choices"),
@@ -663,29 +685,58 @@ CASES += [
     ("space21-lograndint-empty", space("tune.lograndint(1, 1)"), 2, "holds no integer"),
     ("space21-uniform-reversed", space("tune.uniform(0.5, 0.1)"), 2, "is empty or not finite"),
     ("space21-grid-empty", space("tune.grid_search([])"), 2, "tune.grid_search([]) is empty"),
-    ("space21-optuna-choice-empty",
-     study(stages='[Stage("s1", search="optuna", num_samples=2, '
-                  'space={"lr": tune.choice([])})]'), 2, "has no choices"),
+    (
+        "space21-optuna-choice-empty",
+        study(
+            stages='[Stage("s1", search="optuna", num_samples=2, space={"lr": tune.choice([])})]'
+        ),
+        2,
+        "has no choices",
+    ),
     # addresses: within seconds, never Ray's endless "Failed to connect to GCS"
-    ("addr21-http-server", lambda tmp: serve(tmp, b"HTTP/1.1 200 OK\r\n\r\nhello"), 2,
-     "no Ray head answers"),
+    (
+        "addr21-http-server",
+        lambda tmp: serve(tmp, b"HTTP/1.1 200 OK\r\n\r\nhello"),
+        2,
+        "no Ray head answers",
+    ),
     ("addr21-silent-server", lambda tmp: serve(tmp, None), 2, "--address 127.0.0.1:"),
     ("addr21-no-port", study("--address", "127.0.0.1"), 2, "must be HOST:PORT"),
     ("addr21-port-out-of-range", study("--address", "127.0.0.1:99999"), 2, "port 1-65535"),
     ("addr21-no-host", study("--address", ":6379"), 2, "must be HOST:PORT"),
-    ("addr21-unknown-host", study("--address", "nosuchhost.invalid:6379"), 2,
-     "no Ray head answers"),
+    (
+        "addr21-unknown-host",
+        study("--address", "nosuchhost.invalid:6379"),
+        2,
+        "no Ray head answers",
+    ),
     # data errors named with the file, the cause and the fix
     ("data21-mnist-bad-magic", lambda tmp: mnist_study(tmp, bad_magic), 2, "magic number"),
-    ("data21-mnist-truncated-labels", lambda tmp: mnist_study(tmp, truncated_labels), 2,
-     "train-labels-idx1-ubyte is truncated"),
-    ("data21-mnist-truncated-header", lambda tmp: mnist_study(tmp, truncated_header), 2,
-     "t10k-images-idx3-ubyte"),
+    (
+        "data21-mnist-truncated-labels",
+        lambda tmp: mnist_study(tmp, truncated_labels),
+        2,
+        "train-labels-idx1-ubyte is truncated",
+    ),
+    (
+        "data21-mnist-truncated-header",
+        lambda tmp: mnist_study(tmp, truncated_header),
+        2,
+        "t10k-images-idx3-ubyte",
+    ),
     ("data21-mnist-empty-file", lambda tmp: mnist_study(tmp, empty_idx), 2, "empty file"),
-    ("data21-mnist-label-count", lambda tmp: mnist_study(tmp, fewer_labels), 2,
-     "but train-labels-idx1-ubyte 3 labels"),
-    ("data21-tin-no-wnids", lambda tmp: tiny_imagenet_without(tmp, "wnids.txt"), 2,
-     "has train/ but not the class list wnids.txt"),
+    (
+        "data21-mnist-label-count",
+        lambda tmp: mnist_study(tmp, fewer_labels),
+        2,
+        "but train-labels-idx1-ubyte 3 labels",
+    ),
+    (
+        "data21-tin-no-wnids",
+        lambda tmp: tiny_imagenet_without(tmp, "wnids.txt"),
+        2,
+        "has train/ but not the class list wnids.txt",
+    ),
     ("data21-tin-empty-wnids", tiny_imagenet_empty_wnids, 2, "lists no class"),
     # the run lock
     ("lock21-fresh-on-live-run", fresh_on_live_run, 2, "another run (pid"),

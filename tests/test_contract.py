@@ -113,9 +113,15 @@ def test_every_epoch_metric_and_evaluation_array_is_written(real_run: Path) -> N
 
 def test_report_draws_what_the_run_produced(real_run: Path) -> None:
     figures = {p.name for p in (real_run / "report" / "figures").glob("*.png")}
-    for name in ("curves_widths.png", "gradflow_widths.png", "confusion_widths.png",
-                 "samples_widths.png", "gradflow_trials_widths.png", "maps_first_widths.png",
-                 "maps_depth_widths.png"):
+    for name in (
+        "curves_widths.png",
+        "gradflow_widths.png",
+        "confusion_widths.png",
+        "samples_widths.png",
+        "gradflow_trials_widths.png",
+        "maps_first_widths.png",
+        "maps_depth_widths.png",
+    ):
         assert name in figures, f"{name} missing from the report of a real run: {sorted(figures)}"
     for png in (real_run / "report" / "figures").glob("*.png"):
         assert_figure_has_data(png)  # drawn from real values, not an empty frame
@@ -129,17 +135,32 @@ def test_report_draws_what_the_run_produced(real_run: Path) -> None:
 
 
 def test_study_record_round_trips_through_json() -> None:
-    trial = TrialRecord(trial_id="t1", label="1.1-A", config={"lr": 1e-3}, params=10,
-                        status="completed", epochs_run=2, best={"val_acc": 0.5})
-    study = StudyRecord(study="s", trainable="classification", metric="val_acc",
-                        stages=[StageRecord(name="a", trials=[trial])])
+    trial = TrialRecord(
+        trial_id="t1",
+        label="1.1-A",
+        config={"lr": 1e-3},
+        params=10,
+        status="completed",
+        epochs_run=2,
+        best={"val_acc": 0.5},
+    )
+    study = StudyRecord(
+        study="s",
+        trainable="classification",
+        metric="val_acc",
+        stages=[StageRecord(name="a", trials=[trial])],
+    )
     again = StudyRecord.from_dict(json.loads(study.dumps()))
     assert again == study
 
 
 def test_format_1_reads_and_future_format_is_refused() -> None:
-    old = {"schema_version": 1, "study": "s", "trainable": "classification",
-           "stages": [{"name": "a", "status": "finished", "trials": []}]}
+    old = {
+        "schema_version": 1,
+        "study": "s",
+        "trainable": "classification",
+        "stages": [{"name": "a", "status": "finished", "trials": []}],
+    }
     assert StudyRecord.from_dict(old).metric == "val_acc"
     with pytest.raises(RecordError, match="format 3"):
         StudyRecord.from_dict({**old, "format": 3})
@@ -151,8 +172,10 @@ def test_format_1_reads_and_future_format_is_refused() -> None:
         ({"stages": {"a": 1}}, "stages must be list"),
         ({"trainable": "detection"}, "trainable='detection'"),
         ({"stages": [{"name": "a", "trials": [{"status": "done"}]}]}, "status='done'"),
-        ({"stages": [{"name": "a", "trials": [{"status": "completed", "config": [1]}]}]},
-         "config must be dict"),
+        (
+            {"stages": [{"name": "a", "trials": [{"status": "completed", "config": [1]}]}]},
+            "config must be dict",
+        ),
         ({"stages": [{"name": "a", "best": {"label": "x"}}]}, "lacks trial_id"),
     ],
 )
@@ -178,5 +201,8 @@ def test_is_better_and_best_of() -> None:
 def test_rendered_fields_are_marked() -> None:
     names = {f.name for f in rendered_fields(EvaluationRecord)}
     assert "grad_norms" in names and "confusion" in names
-    assert all(f.metadata["rendered"] for f in dataclasses.fields(TrialRecord)
-               if f.name in {"label", "status"})
+    assert all(
+        f.metadata["rendered"]
+        for f in dataclasses.fields(TrialRecord)
+        if f.name in {"label", "status"}
+    )

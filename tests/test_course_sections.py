@@ -50,8 +50,14 @@ def run_and_report(study: str, data_root: Path, runs: Path, *extra: str) -> Path
     folder."""
     budget = list(extra) if "--set" in extra else ["--smoke", *extra]
     code = run_main(
-        [str(REPO / "search_spaces" / f"{study}.py"), "--data-root", str(data_root),
-         "--storage", str(runs), *budget]
+        [
+            str(REPO / "search_spaces" / f"{study}.py"),
+            "--data-root",
+            str(data_root),
+            "--storage",
+            str(runs),
+            *budget,
+        ]
     )
     assert code == 0, f"{study}: exit code {code}"
     assert report_main([str(runs / study)]) == 0
@@ -80,25 +86,49 @@ def check_report(report: Path, headings: list[str], tables: list[str], figures: 
 def test_section_a_resnet18_stage_by_stage(
     data_root: Path, tmp_path: Path, ray_session: object
 ) -> None:
-    report = run_and_report("resnet_tiny_imagenet", data_root, tmp_path / "runs",
-                            "--smoke", "--set", "image_size=32")
+    report = run_and_report(
+        "resnet_tiny_imagenet", data_root, tmp_path / "runs", "--smoke", "--set", "image_size=32"
+    )
     md = check_report(
         report,
         headings=[
             "## Summary",  # A.6: every stage, params, val and train accuracy, overfitting
-            "## Stage: A.1 Baseline", "### Conclusions (A.1", "print(model)",
-            "## Stage: A.2 Channels", "### Conclusions (A.2",
-            "## Stage: A.3 Depth", "### Conclusions (A.3",
-            "## Stage: A.4 Activations", "### Conclusions (A.4",
+            "## Stage: A.1 Baseline",
+            "### Conclusions (A.1",
+            "print(model)",
+            "## Stage: A.2 Channels",
+            "### Conclusions (A.2",
+            "## Stage: A.3 Depth",
+            "### Conclusions (A.3",
+            "## Stage: A.4 Activations",
+            "### Conclusions (A.4",
             "## Stage: A.5 Final model",
-            "## Test evaluation: A.5 Final model", "### Per-class precision, recall and F1",
+            "## Test evaluation: A.5 Final model",
+            "### Per-class precision, recall and F1",
             "### Most confused class pairs",
         ],
-        tables=["summary", "infeasible", "stage_baseline", "stage_channels", "stage_blocks",
-                "stage_activations", "stage_final", "per_class_final", "most_confused_final",
-                "test_metrics_final"],
-        figures=["curves_baseline", "compare_channels", "compare_blocks", "compare_activations",
-                 "curves_final", "confusion_final", "samples_final", "params_vs_score"],
+        tables=[
+            "summary",
+            "infeasible",
+            "stage_baseline",
+            "stage_channels",
+            "stage_blocks",
+            "stage_activations",
+            "stage_final",
+            "per_class_final",
+            "most_confused_final",
+            "test_metrics_final",
+        ],
+        figures=[
+            "curves_baseline",
+            "compare_channels",
+            "compare_blocks",
+            "compare_activations",
+            "curves_final",
+            "confusion_final",
+            "samples_final",
+            "params_vs_score",
+        ],
     )
     # A.1: the 4-stage reference is shown over budget beside the trained 3-stage baseline.
     assert "11.17M" in md
@@ -107,7 +137,7 @@ def test_section_a_resnet18_stage_by_stage(
     # Issue 20: each winner against the noise of 64 val images, and the pass-on rule stated.
     assert "Noise: each val score comes from 64 val images" in md
     assert md.count("Rule for the stage's best") >= 3  # A.2, A.3, A.4
-    conclusions_a4 = md[md.index("### Conclusions (A.4"):]
+    conclusions_a4 = md[md.index("### Conclusions (A.4") :]
     assert "Convergence per epoch (val accuracy)" in conclusions_a4
     assert "Gradient flow, gradient norm of the first main-path layer" in conclusions_a4
 
@@ -118,24 +148,42 @@ def test_section_b_classifier_unet_and_backbone(
     runs = tmp_path / "runs"
     b1 = check_report(
         run_and_report("classifier128", data_root, runs),
-        headings=["## Stage: B.1", "Preprocessing", "## Test evaluation: B.1",
-                  "### Validation and test", "### Architecture"],
-        tables=["stage_architecture", "val_test_architecture", "architecture_architecture",
-                "per_class_architecture", "test_metrics_architecture"],
+        headings=[
+            "## Stage: B.1",
+            "Preprocessing",
+            "## Test evaluation: B.1",
+            "### Validation and test",
+            "### Architecture",
+        ],
+        tables=[
+            "stage_architecture",
+            "val_test_architecture",
+            "architecture_architecture",
+            "per_class_architecture",
+            "test_metrics_architecture",
+        ],
         figures=["curves_architecture", "confusion_architecture", "samples_architecture"],
     )
     assert "macro F1" in b1 or "macro_f1" in b1
     check_report(
         run_and_report("unet_rocks", data_root, runs),
-        headings=["## Stage: B.2.1 Downsampling", "## Stage: B.2.2 Loss",
-                  "## Test evaluation: B.2.2 Loss", "### Validation and test"],
+        headings=[
+            "## Stage: B.2.1 Downsampling",
+            "## Stage: B.2.2 Loss",
+            "## Test evaluation: B.2.2 Loss",
+            "### Validation and test",
+        ],
         tables=["stage_downsampling", "stage_loss", "test_metrics_loss", "val_test_loss"],
         figures=["curves_downsampling", "curves_loss", "triptych_loss"],
     )
     b3 = check_report(
         run_and_report("unet_backbone", data_root, runs),
-        headings=["## Stage: B.3 Base U-Net", "## Stage: B.3 Variant A: encoder frozen",
-                  "## Stage: B.3 Variant B", "## Test metrics across evaluations"],
+        headings=[
+            "## Stage: B.3 Base U-Net",
+            "## Stage: B.3 Variant A: encoder frozen",
+            "## Stage: B.3 Variant B",
+            "## Test metrics across evaluations",
+        ],
         tables=["test_metrics", "stage_base_unet", "stage_frozen", "stage_unfrozen_later"],
         figures=["triptych_base_unet", "triptych_frozen", "triptych_unfrozen_later"],
     )
@@ -144,7 +192,7 @@ def test_section_b_classifier_unet_and_backbone(
     # Issue 20: 'unfreeze at epoch 10' never happens in a 1-epoch smoke run, and is flagged;
     # frozen vs unfrozen is compared across stages; the encoder's normalization is named.
     assert "schedule that never happened: B.3-B was to unfreeze its encoder at epoch 10" in b3
-    assert "never unfroze its encoder" in b3[b3.index("## Across stages"):]
+    assert "never unfroze its encoder" in b3[b3.index("## Across stages") :]
     assert "pretrained encoder's training mean and std" in b3
     assert "val IoU, Dice and pixel accuracy" in b3 and "val macro F1" not in b3
 
@@ -156,28 +204,49 @@ def test_section_c_cnn_versus_fully_connected(
         run_and_report("cnn_vs_fc_small", data_root, tmp_path / "runs"),
         headings=[
             "## Summary",
-            "## Stage: MNIST FC", "## Stage: MNIST CNN", "## Stage: MNIST ResCNN",  # C.1
-            "## Stage: CIFAR FC", "## Stage: CIFAR ResCNN", "## Stage: CIFAR ResCNN+reg",  # C.2
+            "## Stage: MNIST FC",
+            "## Stage: MNIST CNN",
+            "## Stage: MNIST ResCNN",  # C.1
+            "## Stage: CIFAR FC",
+            "## Stage: CIFAR ResCNN",
+            "## Stage: CIFAR ResCNN+reg",  # C.2
             "## Test metrics across evaluations",
         ],
-        tables=["summary", "test_metrics", "stage_mnist_fc", "stage_mnist_cnn",
-                "stage_mnist_residual", "stage_cifar_fc", "stage_cifar_residual",
-                "stage_cifar_regularized", "per_class_cifar_regularized"],
-        figures=["curves_mnist_fc", "curves_mnist_cnn", "curves_mnist_residual",
-                 "confusion_cifar_fc", "confusion_cifar_residual", "confusion_cifar_regularized",
-                 "gradflow_cifar_fc", "gradflow_cifar_residual", "gradflow_cifar_regularized"],
+        tables=[
+            "summary",
+            "test_metrics",
+            "stage_mnist_fc",
+            "stage_mnist_cnn",
+            "stage_mnist_residual",
+            "stage_cifar_fc",
+            "stage_cifar_residual",
+            "stage_cifar_regularized",
+            "per_class_cifar_regularized",
+        ],
+        figures=[
+            "curves_mnist_fc",
+            "curves_mnist_cnn",
+            "curves_mnist_residual",
+            "confusion_cifar_fc",
+            "confusion_cifar_residual",
+            "confusion_cifar_regularized",
+            "gradflow_cifar_fc",
+            "gradflow_cifar_residual",
+            "gradflow_cifar_regularized",
+        ],
     )
     # C.1: training and inference time next to test accuracy; C.2: the train-test gap.
-    header = (tmp_path / "runs" / "cnn_vs_fc_small" / "report" / "tables" / "test_metrics.csv")
+    header = tmp_path / "runs" / "cnn_vs_fc_small" / "report" / "tables" / "test_metrics.csv"
     columns = header.read_text().splitlines()[0]
     assert {"inference_ms_per_image", "wall_time_s", "train_acc_final"} <= set(columns.split(","))
     assert "train−val gap" in md
     # Issue 20: C.1 and C.2 answered between stages, on shared axes.
-    across = md[md.index("## Across stages"):]
+    across = md[md.index("## Across stages") :]
     assert "mnist, best model:" in across and "cifar10, best model:" in across
     assert "Regularized vs not (CIFAR ResCNN+reg, small vs CIFAR ResCNN, small)" in across
-    assert_figure_has_data(tmp_path / "runs" / "cnn_vs_fc_small" / "report" / "figures"
-                           / "across_stages.png")
+    assert_figure_has_data(
+        tmp_path / "runs" / "cnn_vs_fc_small" / "report" / "figures" / "across_stages.png"
+    )
 
 
 def test_section_d_architecture_analysis(
@@ -187,13 +256,26 @@ def test_section_d_architecture_analysis(
         run_and_report("architecture_analysis", data_root, tmp_path / "runs"),
         headings=[
             "## All trials",  # accuracy and training time of every variant
-            "## Stage: D.1 Kernel size", "### Layers (D.1", "Receptive field of every",
-            "## Stage: D.2 Depth", "### Layers (D.2",
+            "## Stage: D.1 Kernel size",
+            "### Layers (D.1",
+            "Receptive field of every",
+            "## Stage: D.2 Depth",
+            "### Layers (D.2",
         ],
-        tables=["all_trials", "stage_kernels", "receptive_fields_kernels", "stage_depth",
-                "receptive_fields_depth"],
-        figures=["curves_kernels", "maps_first_kernels", "curves_depth",
-                 "gradflow_trials_depth", "maps_depth_depth"],
+        tables=[
+            "all_trials",
+            "stage_kernels",
+            "receptive_fields_kernels",
+            "stage_depth",
+            "receptive_fields_depth",
+        ],
+        figures=[
+            "curves_kernels",
+            "maps_first_kernels",
+            "curves_depth",
+            "gradflow_trials_depth",
+            "maps_depth_depth",
+        ],
     )
     # D.1: the kernel variants are at equal parameters, so the parameter count is on the page.
     assert "params (M)" in md and "train time" in md
@@ -208,16 +290,29 @@ def test_section_e_custom_layers_and_block_types(
     data_root: Path, tmp_path: Path, ray_session: object
 ) -> None:
     # Three epochs: E.2's stability is the spread of val accuracy over the last 3 epochs.
-    report = run_and_report("blocks_and_layers_small", data_root, tmp_path / "runs",
-                            "--set", "epochs=3", "--set", "max_batches=1", "--set",
-                            "batch_size=32", "--set", "image_size=32")
+    report = run_and_report(
+        "blocks_and_layers_small",
+        data_root,
+        tmp_path / "runs",
+        "--set",
+        "epochs=3",
+        "--set",
+        "max_batches=1",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "image_size=32",
+    )
     md = check_report(
         report,
-        headings=["## Stage: E.1 Custom layers", "### Custom layer checks (E.1",
-                  "## Stage: E.2 Block types", "Stability: std of val acc"],
+        headings=[
+            "## Stage: E.1 Custom layers",
+            "### Custom layer checks (E.1",
+            "## Stage: E.2 Block types",
+            "Stability: std of val acc",
+        ],
         tables=["stage_layers", "layer_checks_layers", "stage_block_types"],
-        figures=["curves_layers", "compare_layers", "curves_block_types",
-                 "compare_block_types"],
+        figures=["curves_layers", "compare_layers", "curves_block_types", "compare_block_types"],
     )
     with (report / "tables" / "layer_checks_layers.csv").open(newline="") as f:
         checks = list(csv.DictReader(f))
@@ -229,15 +324,18 @@ def test_section_e_custom_layers_and_block_types(
     assert [b["configuration"] for b in blocks] == ["block=basic", "block=bottleneck", "block=wide"]
     assert all(b["val_acc_std_last3"] not in ("", None) for b in blocks)
     # Issue 20: E.1 against the standard layer, E.2 in time and stability.
-    for custom, standard in (("GatedConv2d", "Conv2d"), ("L2Pool2d", "MaxPool2d"),
-                             ("Swish", "ReLU")):
+    for custom, standard in (
+        ("GatedConv2d", "Conv2d"),
+        ("L2Pool2d", "MaxPool2d"),
+        ("Swish", "ReLU"),
+    ):
         assert f"{custom} against {standard} (E1-A)" in md
     assert "Block types (accuracy, time, parameters, stability)" in md
     assert "Stability: " in md and "varies least over its last 3 epochs" in md
 
 
 def test_section_f_initialization_and_gradient_probes(tmp_path: Path) -> None:
-    from analysis.probes import main as probes_main
+    from analysis.untrained import main as probes_main
 
     assert probes_main(["--out", str(tmp_path / "probes")]) == 0
     md = (tmp_path / "probes" / "probes.md").read_text()

@@ -37,8 +37,9 @@ def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
     size = getattr(request, "param", "8m")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -49,8 +50,9 @@ def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
 
 def write_study(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=20,
-                        val_per_class=4)
+    write_tiny_imagenet(
+        data / "tiny-imagenet-200", n_classes=3, train_per_class=20, val_per_class=4
+    )
     study = tmp_path / "full.py"
     study.write_text(textwrap.dedent(STUDY))
     return study, data
@@ -77,9 +79,23 @@ def test_disk_filling_up_mid_study_exits_3_naming_it(tmp_path: Path, small_disk:
     env = {**os.environ, "ARCHSWEEP_CACHE": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.run", str(study), "--data-root", str(data),
-             "--storage", str(small_disk), "--max-concurrent", "1"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.run",
+                str(study),
+                "--data-root",
+                str(data),
+                "--storage",
+                str(small_disk),
+                "--max-concurrent",
+                "1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 240

@@ -21,8 +21,15 @@ def test_recipe_study_searches_with_optuna_and_asha_within_the_limits() -> None:
     (stage,) = study.stages
     assert (stage.search, stage.scheduler) == ("optuna", "asha")
     assert not stage.evaluate  # the test split is left to variant 1's A.5
-    assert {"lr", "weight_decay", "label_smoothing", "mixup_alpha", "cutmix_alpha", "ema_decay",
-            "epoch_fraction"} <= set(stage.space)
+    assert {
+        "lr",
+        "weight_decay",
+        "label_smoothing",
+        "mixup_alpha",
+        "cutmix_alpha",
+        "ema_decay",
+        "epoch_fraction",
+    } <= set(stage.space)
     assert study.base["epochs"] == 100
     plan = plan_stage(study, stage, stage_base(study, stage, {}, {}), TINY_IMAGENET_10)
     (point,) = plan.points
@@ -36,8 +43,10 @@ def test_a5_keeps_its_recipe_unless_a_recipe_file_is_named(
     monkeypatch.delenv("ARCHSWEEP_A5_RECIPE", raising=False)
     default = load_study(path).stages[-1]
     assert default.config == FINAL_TRAINING and default.title == "A.5 Final model"
-    recipe = {"source": "study final_recipe (runs), best trial R-7",
-              "config": {"lr": 0.002, "mixup_alpha": 0.2, "ema_decay": 0.998, "epochs": 80}}
+    recipe = {
+        "source": "study final_recipe (runs), best trial R-7",
+        "config": {"lr": 0.002, "mixup_alpha": 0.2, "ema_decay": 0.998, "epochs": 80},
+    }
     (tmp_path / "a5.json").write_text(json.dumps(recipe))
     monkeypatch.setenv("ARCHSWEEP_A5_RECIPE", str(tmp_path / "a5.json"))
     a5 = load_study(path).stages[-1]
@@ -55,12 +64,24 @@ def test_recipe_study_smoke_run_exports_a_recipe(
     from trainables.data import write_tiny_imagenet
 
     data = tmp_path / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=20,
-                        val_per_class=4)
+    write_tiny_imagenet(
+        data / "tiny-imagenet-200", n_classes=3, train_per_class=20, val_per_class=4
+    )
     monkeypatch.setenv("ARCHSWEEP_CACHE", str(tmp_path / "cache"))
-    code = main([str(REPO / "search_spaces" / "final_recipe.py"), "--smoke", "--data-root",
-                 str(data), "--storage", str(tmp_path / "runs"), "--set", "classes=3",
-                 "--set", "image_size=16"])
+    code = main(
+        [
+            str(REPO / "search_spaces" / "final_recipe.py"),
+            "--smoke",
+            "--data-root",
+            str(data),
+            "--storage",
+            str(tmp_path / "runs"),
+            "--set",
+            "classes=3",
+            "--set",
+            "image_size=16",
+        ]
+    )
     assert code == 0
     record = json.loads((tmp_path / "runs" / "final_recipe" / "study.json").read_text())
     (stage,) = record["stages"]

@@ -69,11 +69,27 @@ class Run:
         self.count += 1
         log = self.tmp / f"run{self.count}.log"
         env = {**os.environ, "ARCHSWEEP_CACHE": str(self.tmp / "cache"), "PYTHONUNBUFFERED": "1"}
-        argv = [sys.executable, "-m", "orchestrator.run", str(self.study), "--data-root",
-                str(self.data), "--storage", str(self.runs), "--max-concurrent", "2"]
+        argv = [
+            sys.executable,
+            "-m",
+            "orchestrator.run",
+            str(self.study),
+            "--data-root",
+            str(self.data),
+            "--storage",
+            str(self.runs),
+            "--max-concurrent",
+            "2",
+        ]
         with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return proc, log
 
     def record(self) -> dict:

@@ -34,13 +34,13 @@ LAZY_WRITER_IMPORTS = {
     # a run directory on S3/GCS is downloaded first (pyarrow's file systems)
     "analysis/rundir.py": {"trainables.storage"},
     # a stage with custom layers: each trial's checkpoint is rebuilt and its layers checked
-    "analysis/layer_checks.py": {"trainables.models", "trainables.models.layer_checks"},
+    "analysis/custom_layers.py": {"trainables.models", "trainables.models.layer_checks"},
 }
-# `python -m analysis.probes` is a separate tool, not part of the report: it builds models.
+# `python -m analysis.untrained` is a separate tool, not part of the report: it builds models.
 NOT_THE_REPORT = {
-    "analysis/probes.py": {
+    "analysis/untrained.py": {
         "trainables.models",
-        "trainables.models.probes",
+        "trainables.models.init_gradients",
         "trainables.models.receptive_field",
     },
 }
@@ -50,7 +50,7 @@ RAY_IMPORTERS = {
     "trainables/ray_io.py": "the per-trial API: report, checkpoints, trial context",
     "orchestrator/ray_setup.py": "start or join Ray, the evaluation task, storage probes",
     "orchestrator/tuner.py": "Tuner, schedulers, searchers, result grids",
-    "orchestrator/progress.py": "a Tune callback and the progress board actor",
+    "orchestrator/live_view.py": "a Tune callback and the progress board actor",
     "orchestrator/timeline.py": "a Tune callback recording each trial attempt's span",
     "orchestrator/interrupts.py": "a Tune callback that records a stop Tune's handler takes",
     "orchestrator/searcher.py": "a Tune Searcher (the course's fixed-order searcher)",
@@ -234,7 +234,7 @@ def analysis_closure(start: str) -> set[str]:
 def test_the_report_never_reaches_the_probes_tool() -> None:
     reached = analysis_closure("analysis.report")
     assert {"analysis.compare", "analysis.rundir"} <= reached  # the walk follows imports
-    assert not {"analysis.probes"} & reached
+    assert not {"analysis.untrained"} & reached
 
 
 def import_graph() -> dict[str, set[str]]:

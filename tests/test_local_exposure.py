@@ -92,8 +92,7 @@ def grpc_codes(host: str, port: int, token: str | None) -> dict[str, str]:
     codes = {}
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         for method in methods:
-            call = channel.unary_unary(method, request_serializer=None,
-                                       response_deserializer=None)
+            call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
             try:
                 call(b"", timeout=5, metadata=metadata)
                 codes[method] = "OK"
@@ -104,8 +103,9 @@ def grpc_codes(host: str, port: int, token: str | None) -> dict[str, str]:
 
 def http_status(host: str, port: int, token: str | None) -> int:
     headers = {} if token is None else {"authorization": f"Bearer {token}"}
-    request = urllib.request.Request(f"http://{host}:{port}/get_runtime_envs_info",
-                                     data=b"", headers=headers)
+    request = urllib.request.Request(
+        f"http://{host}:{port}/get_runtime_envs_info", data=b"", headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status
@@ -142,13 +142,17 @@ def probe(sockets: dict[tuple[str, int], str], token: str | None) -> dict[str, d
     for (ip, port), name in sockets.items():
         key, host = f"{name}:{port}", reach(ip)
         if "RuntimeEnv" in name:  # an HTTP server
-            results[key] = {"none": http_status(host, port, None),
-                            "other": http_status(host, port, "0" * 64),
-                            "run": http_status(host, port, token) if token else None}
+            results[key] = {
+                "none": http_status(host, port, None),
+                "other": http_status(host, port, "0" * 64),
+                "run": http_status(host, port, token) if token else None,
+            }
         else:
-            results[key] = {"none": grpc_codes(host, port, None),
-                            "other": grpc_codes(host, port, "0" * 64),
-                            "run": grpc_codes(host, port, token) if token else {}}
+            results[key] = {
+                "none": grpc_codes(host, port, None),
+                "other": grpc_codes(host, port, "0" * 64),
+                "run": grpc_codes(host, port, token) if token else {},
+            }
     return results
 
 
@@ -156,8 +160,7 @@ def test_local_run_listens_on_loopback_only_and_refuses_clients_without_its_toke
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=8,
-                        val_per_class=4)
+    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=8, val_per_class=4)
     study = tmp_path / "exposure.py"
     study.write_text(textwrap.dedent(STUDY))
     home = tmp_path / "home"  # ray.init would write ~/.ray/auth_token here if it made one
@@ -167,9 +170,20 @@ def test_local_run_listens_on_loopback_only_and_refuses_clients_without_its_toke
     log = tmp_path / "run.log"
     with log.open("w") as out:
         run = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.run", str(study), "--data-root", str(data),
-             "--storage", str(tmp_path / "runs")],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.run",
+                str(study),
+                "--data-root",
+                str(data),
+                "--storage",
+                str(tmp_path / "runs"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         seen: dict[tuple[str, int], str] = {}
         probes: dict[str, dict] | None = None
@@ -190,8 +204,9 @@ def test_local_run_listens_on_loopback_only_and_refuses_clients_without_its_toke
     names = set(seen.values())
     assert {"gcs_server", "raylet", "ray::ProgressBoard"} <= names, seen
     # Reachable from this machine only: no socket on a routable address or on all interfaces.
-    exposed = sorted(f"{name} {ip}:{port}" for (ip, port), name in seen.items()
-                     if ip not in LOOPBACK)
+    exposed = sorted(
+        f"{name} {ip}:{port}" for (ip, port), name in seen.items() if ip not in LOOPBACK
+    )
     assert not exposed, f"listening beyond 127.0.0.1: {exposed}"
 
     # And on this machine, only with the run's token (another user has no way to it).

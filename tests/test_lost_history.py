@@ -30,8 +30,7 @@ def test_rows_lost_from_result_json_come_back_from_the_checkpoint(
     from orchestrator.run import main
 
     data = tmp_path / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=8,
-                        val_per_class=4)
+    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=8, val_per_class=4)
     study = tmp_path / "lost.py"
     study.write_text(textwrap.dedent(STUDY))
     runs = tmp_path / "runs"

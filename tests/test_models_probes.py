@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trainables.models import build_model
-from trainables.models.probes import GradientDepthNet, WeightVarianceNet, layer_grad_norms
+from trainables.models.init_gradients import GradientDepthNet, WeightVarianceNet, layer_grad_norms
 from trainables.models.receptive_field import receptive_field
 
 

@@ -78,7 +78,9 @@ def kill_node(worker):
             pass
 """
 
-DRIVER = WORKER + """
+DRIVER = (
+    WORKER
+    + """
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
 
@@ -102,6 +104,7 @@ finally:
     cluster.shutdown()
 sys.exit(code)
 """
+)
 
 
 def can_unshare_mounts() -> bool:
@@ -114,12 +117,20 @@ def two_node_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainables.data import write_tiny_imagenet
 
     root = tmp_path_factory.mktemp("multinode")
-    write_tiny_imagenet(root / "data" / "tiny-imagenet-200", n_classes=3, train_per_class=24,
-                        val_per_class=6)
+    write_tiny_imagenet(
+        root / "data" / "tiny-imagenet-200", n_classes=3, train_per_class=24, val_per_class=6
+    )
     (root / "spread.py").write_text(textwrap.dedent(STUDY))
     res = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(root / "spread.py"), str(root / "data"),
-         str(root / "runs"), "own-tmp" if can_unshare_mounts() else "shared-tmp"],
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(root / "spread.py"),
+            str(root / "data"),
+            str(root / "runs"),
+            "own-tmp" if can_unshare_mounts() else "shared-tmp",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -161,7 +172,9 @@ def test_event_files_hold_every_epoch(two_node_run: Path) -> None:
         assert steps == [1, 2], f"{t['label']}: val_acc steps {steps}"
 
 
-LOSS_DRIVER = WORKER + """
+LOSS_DRIVER = (
+    WORKER
+    + """
 import json, threading
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
@@ -206,6 +219,7 @@ finally:
 (runs / "killed.json").write_text(json.dumps(killed))
 sys.exit(code)
 """
+)
 
 
 def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
@@ -213,17 +227,28 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
 
     from trainables.data import write_tiny_imagenet
 
-    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", n_classes=3,
-                        train_per_class=24, val_per_class=6)
+    write_tiny_imagenet(
+        tmp_path / "data" / "tiny-imagenet-200", n_classes=3, train_per_class=24, val_per_class=6
+    )
     study = STUDY.replace('"epochs": 2', '"epochs": 6').replace(
         '["relu", "elu", "gelu", "silu"]', '["relu", "elu"]'
     )
     (tmp_path / "spread.py").write_text(textwrap.dedent(study))
     runs = tmp_path / "runs"
     res = subprocess.run(
-        [sys.executable, "-c", LOSS_DRIVER, str(tmp_path / "spread.py"), str(tmp_path / "data"),
-         str(runs), "own-tmp" if can_unshare_mounts() else "shared-tmp"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            LOSS_DRIVER,
+            str(tmp_path / "spread.py"),
+            str(tmp_path / "data"),
+            str(runs),
+            "own-tmp" if can_unshare_mounts() else "shared-tmp",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**_env(), "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -236,8 +261,12 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
     assert len(nodes) == 2 and nodes[0] != nodes[1], retried["attempts"]
     assert "2 attempts" in retried["reason"]
     # Resumed from its last checkpoint: every epoch once in the record, none lost in TensorBoard.
-    rows = [json.loads(line) for line in
-            (runs / "spread" / retried["trial_dir"] / "result.json").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (runs / "spread" / retried["trial_dir"] / "result.json")
+        .read_text()
+        .splitlines()
+    ]
     assert sorted({r["epoch"] for r in rows}) == [1, 2, 3, 4, 5, 6]
     assert retried["attempts"][1]["from_epoch"] > 1
     acc = EventAccumulator(str(runs / "spread" / retried["trial_dir"]))
@@ -245,7 +274,9 @@ def test_node_loss_resumes_the_trial_on_the_other_node(tmp_path: Path) -> None:
     assert sorted({e.step for e in acc.Scalars("val_acc")}) == [1, 2, 3, 4, 5, 6]
 
 
-BLIND_DRIVER = WORKER + """
+BLIND_DRIVER = (
+    WORKER
+    + """
 from ray.cluster_utils import Cluster
 from orchestrator.run import main
 
@@ -263,20 +294,31 @@ finally:
     cluster.shutdown()
 sys.exit(code)
 """
+)
 
 
 @pytest.mark.skipif(not can_unshare_mounts(), reason="needs `unshare --mount` (root)")
 def test_storage_a_worker_cannot_see_stops_the_study_before_training(tmp_path: Path) -> None:
     from trainables.data import write_tiny_imagenet
 
-    write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200", n_classes=3,
-                        train_per_class=24, val_per_class=6)
+    write_tiny_imagenet(
+        tmp_path / "data" / "tiny-imagenet-200", n_classes=3, train_per_class=24, val_per_class=6
+    )
     (tmp_path / "blind.py").write_text(textwrap.dedent(STUDY))
     runs = tmp_path / "runs"
     res = subprocess.run(
-        [sys.executable, "-c", BLIND_DRIVER, str(tmp_path / "blind.py"), str(tmp_path / "data"),
-         str(runs)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            BLIND_DRIVER,
+            str(tmp_path / "blind.py"),
+            str(tmp_path / "data"),
+            str(runs),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**_env(), "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
     )
     assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]

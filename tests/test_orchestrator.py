@@ -521,9 +521,12 @@ def test_set_of_a_searched_key_warns(capsys: pytest.CaptureFixture[str]) -> None
 
     from orchestrator.run import warn_shadowed
 
-    study = Study(name="w", trainable="classification", base={},
-                  stages=[Stage("acts", space={"activation": tune.grid_search(["relu"])}),
-                          Stage("other")])
+    study = Study(
+        name="w",
+        trainable="classification",
+        base={},
+        stages=[Stage("acts", space={"activation": tune.grid_search(["relu"])}), Stage("other")],
+    )
     warn_shadowed(study, {"activation": "gelu", "epochs": 3})
     err = capsys.readouterr().err
     assert "--set activation='gelu' does not apply to stage 'acts'" in err

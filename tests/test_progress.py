@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import progress as view
-from orchestrator.progress import (
+from orchestrator import live_view as view
+from orchestrator.live_view import (
     CLEAR_LINE_UP,
     ProgressBoard,
     StageProgress,
@@ -22,7 +22,7 @@ from orchestrator.progress import (
     estimate_eta,
 )
 from trainables import ray_io
-from trainables.progress import ProgressReporter
+from trainables.progress_reporter import ProgressReporter
 
 # --- fakes ---------------------------------------------------------------------------------------
 

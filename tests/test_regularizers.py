@@ -139,8 +139,7 @@ def test_tta_averages_the_softmax_of_image_and_flip() -> None:
 # --- stochastic depth -------------------------------------------------------------------------
 
 
-TINY = {"model": "resnet", "channels": (8, 16), "blocks": (2, 2), "stem": "cifar",
-        "num_classes": 3}
+TINY = {"model": "resnet", "channels": (8, 16), "blocks": (2, 2), "stem": "cifar", "num_classes": 3}
 
 
 def test_drop_path_rises_linearly_and_is_off_in_eval() -> None:
@@ -181,11 +180,21 @@ def test_drop_path_drops_whole_residual_branches_in_training() -> None:
 
 def test_sgd_nesterov_onecycle_preset_and_its_lr_shape() -> None:
     trainer = apply_preset(
-        {"optim_preset": "sgd_nesterov_onecycle", "optimizer": "adam", "scheduler": "none",
-         "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.0, "epochs": 10}
+        {
+            "optim_preset": "sgd_nesterov_onecycle",
+            "optimizer": "adam",
+            "scheduler": "none",
+            "lr": 0.1,
+            "weight_decay": 5e-4,
+            "momentum": 0.0,
+            "epochs": 10,
+        }
     )
     assert (trainer["optimizer"], trainer["scheduler"], trainer["momentum"]) == (
-        "sgd", "onecycle", 0.9)
+        "sgd",
+        "onecycle",
+        0.9,
+    )
     opt = build_optimizer(nn.Linear(2, 2), trainer)
     assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["nesterov"]
     sched, per_batch = build_scheduler(opt, trainer, steps_per_epoch=10)
@@ -239,8 +248,17 @@ def test_mixing_is_refused_for_segmentation() -> None:
     unet = {"dataset": "lunar", "model": "unet"}
     with pytest.raises(ConfigError, match=r"mixup_alpha=0\.2: mixing images needs class labels"):
         validate_config({**unet, "mixup_alpha": 0.2}, "segmentation")
-    validate_config({**BASE, "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "ema_decay": 0.99,
-                     "tta": True, "drop_path": 0.1}, "classification")
+    validate_config(
+        {
+            **BASE,
+            "mixup_alpha": 0.2,
+            "cutmix_alpha": 1.0,
+            "ema_decay": 0.99,
+            "tta": True,
+            "drop_path": 0.1,
+        },
+        "classification",
+    )
 
 
 # --- in the loop: mixing, EMA val, resume with EMA ------------------------------------------
@@ -256,13 +274,22 @@ def test_trial_with_every_regularizer_resumes_exactly(tmp_path: Path) -> None:
     from trainables.evaluate import evaluate_state
     from trainables.ray_io import load_state
 
-    root = write_tiny_imagenet(tmp_path / "tiny-imagenet-200", n_classes=3, train_per_class=8,
-                               val_per_class=4)
+    root = write_tiny_imagenet(
+        tmp_path / "tiny-imagenet-200", n_classes=3, train_per_class=8, val_per_class=4
+    )
     spec = DataSpec("tiny_imagenet", path=root, image_size=16)  # 16 px: seconds, not tens
     bundle = load_bundle(spec, cache_dir=tmp_path / "cache")
-    config = base_config(epochs=2, image_size=16, mixup_alpha=0.4, cutmix_alpha=1.0, ema_decay=0.9,
-                         drop_path=0.2, optim_preset="sgd_nesterov_onecycle", tta=True,
-                         precision="fp32")  # "auto"'s first probe draws from torch's RNG
+    config = base_config(
+        epochs=2,
+        image_size=16,
+        mixup_alpha=0.4,
+        cutmix_alpha=1.0,
+        ema_decay=0.9,
+        drop_path=0.2,
+        optim_preset="sgd_nesterov_onecycle",
+        tta=True,
+        precision="fp32",
+    )  # "auto"'s first probe draws from torch's RNG
     straight = run_local(config, bundle, tmp_path / "straight")
     first = run_local(config, bundle, tmp_path / "resumed")
     first.reports = first.reports[:1]

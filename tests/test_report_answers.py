@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.evaluation import Evaluation, degenerate_output
 from analysis.preprocessing import normalize_text
-from analysis.probes import gradient_explanation, gradient_figure
+from analysis.untrained import gradient_explanation, gradient_figure
 
 
 def test_f2_explanation_quotes_its_own_ratios_and_weight_counts(tmp_path: Path) -> None:
@@ -27,9 +27,13 @@ def test_f2_explanation_quotes_its_own_ratios_and_weight_counts(tmp_path: Path) 
 
 
 def _seg(iou: float, acc: float, dice: float, masks: np.ndarray) -> Evaluation:
-    return Evaluation(stage="s", trial_id=None, task="segmentation",
-                      metrics={"test_iou": iou, "test_pixel_acc": acc, "test_dice": dice},
-                      arrays={"sample_masks_pred": masks})
+    return Evaluation(
+        stage="s",
+        trial_id=None,
+        task="segmentation",
+        metrics={"test_iou": iou, "test_pixel_acc": acc, "test_dice": dice},
+        arrays={"sample_masks_pred": masks},
+    )
 
 
 def test_constant_masks_are_stated() -> None:
@@ -43,9 +47,13 @@ def test_constant_masks_are_stated() -> None:
 
 
 def test_one_class_predictions_are_stated() -> None:
-    ev = Evaluation(stage="s", trial_id=None, task="classification",
-                    class_names=["cat", "dog", "frog"],
-                    confusion=[[0, 5, 0], [0, 7, 0], [0, 4, 0]])
+    ev = Evaluation(
+        stage="s",
+        trial_id=None,
+        task="classification",
+        class_names=["cat", "dog", "frog"],
+        confusion=[[0, 5, 0], [0, 7, 0], [0, 4, 0]],
+    )
     text = degenerate_output(ev)
     assert text and "one class, 'dog', for all 16 test images" in text
     ev.confusion = [[5, 0, 0], [0, 7, 0], [1, 0, 3]]

@@ -87,9 +87,7 @@ def test_summaries_side_by_side_match_by_settings(compared: Path, runs: tuple) -
 
 def test_seed_spread_is_mean_and_std(compared: Path, runs: tuple) -> None:
     rows = _read_csv(compared / "tables" / "seed_spread.csv")
-    row = next(
-        r for r in rows if r["stage"] == "3.1 Channels" and "32,64" in r["configuration"]
-    )
+    row = next(r for r in rows if r["stage"] == "3.1 Channels" and "32,64" in r["configuration"])
     assert (row["n"], row["seeds"], row["runs"]) == ("2", "0, 1", "R1, R2")
     a = json.loads((runs[0] / "study.json").read_text())
     best = next(

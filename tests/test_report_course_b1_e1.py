@@ -127,8 +127,10 @@ def test_b1_report_states_preprocessing_architecture_and_val_f1(run: Path) -> No
     assert [r["part"] for r in arch][:3] == ["input", "stem", "stem_pool"]
     channels, blocks = config["channels"], config["blocks"]
     blocks = [blocks] * len(channels) if isinstance(blocks, int) else blocks
-    assert (f"blocks per stage {'-'.join(map(str, blocks))}, channels per stage "
-            f"{'-'.join(map(str, channels))}") in eval_md
+    assert (
+        f"blocks per stage {'-'.join(map(str, blocks))}, channels per stage "
+        f"{'-'.join(map(str, channels))}"
+    ) in eval_md
     assert "Downsamples at: stem.conv (Conv2d 7x7/2): 32→16" in eval_md
     assert "head 3 outputs (one per class)" in eval_md
 
@@ -151,9 +153,17 @@ def test_e1_report_shows_each_custom_layer_checked(run: Path) -> None:
 
 
 def test_layer_checks_catch_a_broken_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = {"model": "simple_cnn", "channels": (8, 16), "conv": "gated", "pool": "l2",
-           "attention": "se", "activation": "swish", "num_classes": 3, "in_channels": 3,
-           "image_size": 32}
+    cfg = {
+        "model": "simple_cnn",
+        "channels": (8, 16),
+        "conv": "gated",
+        "pool": "l2",
+        "attention": "se",
+        "activation": "swish",
+        "num_classes": 3,
+        "in_channels": 3,
+        "image_size": 32,
+    }
     model = build_model(cfg)
     assert all(r["passed"] for r in check_model_layers(model))
     monkeypatch.setattr(GatedConv2d, "forward", lambda self, x: self.conv(x) * self.gate(x))
@@ -179,8 +189,9 @@ def test_every_figure_of_the_real_run_states_its_budget(run: Path) -> None:
     assert len(pngs) >= 8
     for png in pngs:
         budget = _png_text(png, BUDGET_KEY)
-        assert budget.startswith("Budget: the study's own budget; 1 ep, 32px, 3 classes, "
-                                 "2 batches/ep"), (png.name, budget)
+        assert budget.startswith(
+            "Budget: the study's own budget; 1 ep, 32px, 3 classes, 2 batches/ep"
+        ), (png.name, budget)
 
 
 def test_gated_conv_trial_has_maps_with_the_layers_own_sizes(run: Path) -> None:
@@ -200,7 +211,8 @@ def test_gated_conv_trial_has_maps_with_the_layers_own_sizes(run: Path) -> None:
     b1 = record.stage("architecture").trials[0]
     b1_probes = json.loads((run / b1.trial_dir / PROBES_JSON).read_text())
     ev = EvaluationRecord.from_dict(
-        json.loads((run / record.evaluations["architecture"]).read_text()))
+        json.loads((run / record.evaluations["architecture"]).read_text())
+    )
     stem = next(r for r in ev.architecture if r["part"] == "stem")
     i = b1_probes["feature_layers"].index("stem.conv")
     assert b1_probes["feature_sizes"][i] == stem["out_shape"][1:]
@@ -215,8 +227,9 @@ def test_gradient_flow_x_labels_name_the_recorded_blocks(run: Path) -> None:
         trial = record.stage(stage).trials[0]
         grads = json.loads((run / trial.trial_dir / PROBES_JSON).read_text())["grad_norms"]
         layers = [g["layer"] for g in grads[max(grads, key=int)]]
-        ticks = json.loads(_png_text(run / "report" / "figures" / f"gradflow_trials_{stage}.png",
-                                     XTICKS_KEY))[0]
+        ticks = json.loads(
+            _png_text(run / "report" / "figures" / f"gradflow_trials_{stage}.png", XTICKS_KEY)
+        )[0]
         assert ticks and len(ticks) <= len(layers)
         for tick in ticks:
             assert any(n == tick or n.startswith(tick + ".") for n in layers), (tick, layers)

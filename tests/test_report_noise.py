@@ -96,8 +96,9 @@ def test_one_val_image_apart_is_a_tie_within_noise(one_image_apart: Path) -> Non
     # A.4's own answer: the pair one image apart, within noise; gradient flow read per trial.
     which = next(ln for ln in lines if ln.startswith("Which activation"))
     assert f"(1 val image of {n})" in which and "within noise" in which
-    assert any(ln.startswith("Gradient flow, gradient norm of the first main-path layer")
-               for ln in lines)
+    assert any(
+        ln.startswith("Gradient flow, gradient norm of the first main-path layer") for ln in lines
+    )
     rows = list(csv.DictReader((one_image_apart / "report" / "tables" / "summary.csv").open()))
     assert [r["winner"] for r in rows if r["best_in_stage"] == "True"] == [
         "tie within noise (tie-break)"
@@ -129,9 +130,7 @@ study = Study(
 
 
 @pytest.mark.slow  # a real 2-stage segmentation run: about 2 minutes on 2 shared cores
-def test_unfreeze_that_never_happened_is_flagged(
-    tmp_path: Path, ray_session: object
-) -> None:
+def test_unfreeze_that_never_happened_is_flagged(tmp_path: Path, ray_session: object) -> None:
     from orchestrator.run import main as run_main
     from trainables.data import write_lunar
 
@@ -140,14 +139,26 @@ def test_unfreeze_that_never_happened_is_flagged(
     study_file.write_text(B3)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ARCHSWEEP_CACHE", str(tmp_path / "cache"))
-        assert run_main([str(study_file), "--data-root", str(tmp_path / "data"),
-                         "--storage", str(tmp_path / "runs")]) == 0
+        assert (
+            run_main(
+                [
+                    str(study_file),
+                    "--data-root",
+                    str(tmp_path / "data"),
+                    "--storage",
+                    str(tmp_path / "runs"),
+                ]
+            )
+            == 0
+        )
     run = tmp_path / "runs" / "b3_tiny"
     assert report_main([str(run)]) == 0
     md = (run / "report" / "report.md").read_text()
-    stage_b = md[md.index("## Stage: B.3 Variant B"):]
-    assert ("schedule that never happened: B.3-B was to unfreeze its encoder at epoch 10, but "
-            "trained 1 epoch(s)") in stage_b
-    across = md[md.index("## Across stages"):]
+    stage_b = md[md.index("## Stage: B.3 Variant B") :]
+    assert (
+        "schedule that never happened: B.3-B was to unfreeze its encoder at epoch 10, but "
+        "trained 1 epoch(s)"
+    ) in stage_b
+    across = md[md.index("## Across stages") :]
     assert "B.3 Variant B: encoder unfrozen at epoch 10 never unfroze its encoder" in across
     assert "it is variant A trained again" in across

@@ -139,29 +139,55 @@ def _write_study(root: Path, stages: list, data: dict, **kw: object) -> Path:
 
 def write_seeded_run(root: Path) -> Path:
     """Three MNIST trials (one configuration, seeds 0-2) and a CIFAR stage after them."""
-    mnist = BASE | {"dataset": "mnist", "classes": 10, "image_size": 28, "model": "fc",
-                    "epochs": 6}
+    mnist = BASE | {"dataset": "mnist", "classes": 10, "image_size": 28, "model": "fc", "epochs": 6}
     seeded = [
-        _trial("fc", f"s{i}", f"C.1-A s{i}", mnist | {"seed": i, "width": 512}, 567_434,
-               "completed", curve(6, peak=0.90 + 0.004 * i), root=root)
+        _trial(
+            "fc",
+            f"s{i}",
+            f"C.1-A s{i}",
+            mnist | {"seed": i, "width": 512},
+            567_434,
+            "completed",
+            curve(6, peak=0.90 + 0.004 * i),
+            root=root,
+        )
         for i in range(3)
     ] + [
-        _trial("fc", f"w{i}", f"C.1-B s{i}", mnist | {"seed": i, "width": 64}, 52_650,
-               "completed", curve(6, peak=0.86 + 0.004 * i), root=root)
+        _trial(
+            "fc",
+            f"w{i}",
+            f"C.1-B s{i}",
+            mnist | {"seed": i, "width": 64},
+            52_650,
+            "completed",
+            curve(6, peak=0.86 + 0.004 * i),
+            root=root,
+        )
         for i in range(3)
     ]
-    cifar = BASE | {"dataset": "cifar10", "classes": 10, "image_size": 32, "max_batches": 5,
-                    "epochs": 4}
-    cnn = [_trial("cnn", "k1", "C.2-A", cifar, 120_000, "completed", curve(4, peak=0.5),
-                  root=root)]
+    cifar = BASE | {
+        "dataset": "cifar10",
+        "classes": 10,
+        "image_size": 32,
+        "max_batches": 5,
+        "epochs": 4,
+    }
+    cnn = [_trial("cnn", "k1", "C.2-A", cifar, 120_000, "completed", curve(4, peak=0.5), root=root)]
     return _write_study(
         root,
         [
             _stage("fc", "C.1 FC net on MNIST", ["width"], seeded, epochs=6),
             _stage("cnn", "C.2 CNN on CIFAR-10", [], cnn, epochs=4),
         ],
-        {"dataset": "cifar10", "folder": "cifar-10-batches-py", "targets": "10 classes",
-         "train": 45000, "val": 5000, "test": 10000, "image_size": 32},
+        {
+            "dataset": "cifar10",
+            "folder": "cifar-10-batches-py",
+            "targets": "10 classes",
+            "train": 45000,
+            "val": 5000,
+            "test": 10000,
+            "image_size": 32,
+        },
         run_settings={"set": {"max_batches": 5}, "smoke": True},
     )
 
@@ -182,8 +208,16 @@ def write_optuna_run(root: Path) -> Path:
         peak = 0.6 - 0.08 * abs(math.log10(lr) + 2.5) - 0.05 * drop
         status = "asha_stopped" if i == 5 else "completed"
         trials.append(
-            _trial("tune", f"o{i}", f"T-{i}", BASE | {"lr": lr, "dropout": drop}, 1_000_000,
-                   status, curve(2 if status == "asha_stopped" else 6, peak=peak), root=root)
+            _trial(
+                "tune",
+                f"o{i}",
+                f"T-{i}",
+                BASE | {"lr": lr, "dropout": drop},
+                1_000_000,
+                status,
+                curve(2 if status == "asha_stopped" else 6, peak=peak),
+                root=root,
+            )
         )
     stage = _stage("tune", "Optuna over lr and dropout", ["lr", "dropout"], trials, epochs=6)
     stage.search = "optuna"
@@ -206,8 +240,15 @@ def test_header_names_each_stages_own_data(seeded: Path) -> None:
 def test_mars_tiles_are_not_called_one_class(tmp_path: Path) -> None:
     run = write_segmentation_run(tmp_path / "unet_mars")
     study = json.loads((run / "study.json").read_text())
-    study["data"] = {"dataset": "lunar", "folder": "MARS_ROCKS_BINARY", "class_names": ["rock"],
-                     "targets": "binary masks", "train": 700, "val": 100, "test": 200}
+    study["data"] = {
+        "dataset": "lunar",
+        "folder": "MARS_ROCKS_BINARY",
+        "class_names": ["rock"],
+        "targets": "binary masks",
+        "train": 700,
+        "val": 100,
+        "test": 200,
+    }
     for st in study["stages"]:
         for t in st["trials"]:
             t["config"] |= {"dataset": "lunar", "data_dir": "/data/MARS_ROCKS_BINARY"}
@@ -268,18 +309,48 @@ def test_evaluation_headings_use_stage_titles(cls_report: Path, seg_report: Path
 def test_each_section_has_non_empty_tables_and_figures(cls_report: Path, seg_report: Path) -> None:
     expect = {
         cls_report: {
-            "tables": ["summary", "best_per_stage", "all_trials", "stage_baseline",
-                       "stage_channels", "stage_depth", "stage_final", "test_metrics_final",
-                       "per_class_final", "most_confused_final"],
-            "figures": ["params_vs_score", "curves_baseline", "curves_channels", "curves_depth",
-                        "curves_final", "compare_channels", "compare_depth", "confusion_final",
-                        "samples_final", "gradflow_final"],
+            "tables": [
+                "summary",
+                "best_per_stage",
+                "all_trials",
+                "stage_baseline",
+                "stage_channels",
+                "stage_depth",
+                "stage_final",
+                "test_metrics_final",
+                "per_class_final",
+                "most_confused_final",
+            ],
+            "figures": [
+                "params_vs_score",
+                "curves_baseline",
+                "curves_channels",
+                "curves_depth",
+                "curves_final",
+                "compare_channels",
+                "compare_depth",
+                "confusion_final",
+                "samples_final",
+                "gradflow_final",
+            ],
         },
         seg_report: {
-            "tables": ["summary", "stage_unet", "stage_backbone", "test_metrics_unet",
-                       "test_metrics_backbone", "test_metrics"],
-            "figures": ["curves_unet", "curves_backbone", "compare_backbone", "triptych_unet",
-                        "triptych_backbone", "params_vs_score"],
+            "tables": [
+                "summary",
+                "stage_unet",
+                "stage_backbone",
+                "test_metrics_unet",
+                "test_metrics_backbone",
+                "test_metrics",
+            ],
+            "figures": [
+                "curves_unet",
+                "curves_backbone",
+                "compare_backbone",
+                "triptych_unet",
+                "triptych_backbone",
+                "params_vs_score",
+            ],
         },
     }
     for report, want in expect.items():
@@ -332,18 +403,35 @@ def test_last_epochs_std_needs_three_epochs(seeded: Path) -> None:
 
 
 def _stage_of(root: Path, trials: list, compare: list[str], epochs: int = 6) -> tuple:
-    _write_study(root, [_stage("s", "Stage S", compare, trials, epochs=epochs)],
-                 {"dataset": "tiny_imagenet"})
+    _write_study(
+        root, [_stage("s", "Stage S", compare, trials, epochs=epochs)], {"dataset": "tiny_imagenet"}
+    )
     study = load_study(root)
     return study.stages[0], study
 
 
 def test_conclusion_names_winner_with_unknown_noise(tmp_path: Path) -> None:
     trials = [
-        _trial("s", "a", "A", BASE | {"activation": "relu"}, 1_000_000, "completed",
-               curve(8, peak=0.60), root=tmp_path / "r"),
-        _trial("s", "b", "B", BASE | {"activation": "gelu"}, 1_100_000, "completed",
-               curve(8, peak=0.55, overfit=0.6), root=tmp_path / "r"),
+        _trial(
+            "s",
+            "a",
+            "A",
+            BASE | {"activation": "relu"},
+            1_000_000,
+            "completed",
+            curve(8, peak=0.60),
+            root=tmp_path / "r",
+        ),
+        _trial(
+            "s",
+            "b",
+            "B",
+            BASE | {"activation": "gelu"},
+            1_100_000,
+            "completed",
+            curve(8, peak=0.55, overfit=0.6),
+            root=tmp_path / "r",
+        ),
     ]
     stage, study = _stage_of(tmp_path / "r", trials, ["activation"], epochs=8)
     text = " ".join(stage_conclusions(stage, study))
@@ -356,10 +444,26 @@ def test_conclusion_names_winner_with_unknown_noise(tmp_path: Path) -> None:
 
 def test_conclusion_tie_is_no_clear_winner(tmp_path: Path) -> None:
     trials = [
-        _trial("s", "a", "A", BASE | {"activation": "relu"}, 1_000_000, "completed",
-               curve(6, peak=0.600), root=tmp_path / "r"),
-        _trial("s", "b", "B", BASE | {"activation": "gelu"}, 1_000_000, "completed",
-               curve(6, peak=0.603), root=tmp_path / "r"),
+        _trial(
+            "s",
+            "a",
+            "A",
+            BASE | {"activation": "relu"},
+            1_000_000,
+            "completed",
+            curve(6, peak=0.600),
+            root=tmp_path / "r",
+        ),
+        _trial(
+            "s",
+            "b",
+            "B",
+            BASE | {"activation": "gelu"},
+            1_000_000,
+            "completed",
+            curve(6, peak=0.603),
+            root=tmp_path / "r",
+        ),
     ]
     stage, study = _stage_of(tmp_path / "r", trials, ["activation"])
     lines = stage_conclusions(stage, study)
@@ -379,8 +483,16 @@ def test_conclusion_weighs_the_margin_against_seed_noise(seeded: Path) -> None:
 
 def test_conclusion_margin_inside_noise(tmp_path: Path) -> None:
     trials = [
-        _trial("s", f"{v}{i}", f"{v}{i}", BASE | {"activation": v, "seed": i}, 1_000_000,
-               "completed", curve(6, peak=p), root=tmp_path / "r")
+        _trial(
+            "s",
+            f"{v}{i}",
+            f"{v}{i}",
+            BASE | {"activation": v, "seed": i},
+            1_000_000,
+            "completed",
+            curve(6, peak=p),
+            root=tmp_path / "r",
+        )
         for v, peaks in (("relu", (0.60, 0.64)), ("gelu", (0.61, 0.57)))
         for i, p in enumerate(peaks)
     ]
@@ -401,10 +513,26 @@ def test_conclusion_convergence_and_early_stops(cls_report: Path, tmp_path: Path
     assert "3.2-C" not in conv  # diverged: not a convergence speed
     root = tmp_path / "r"
     trials = [
-        _trial("s", "a", "A", BASE | {"activation": "relu"}, 10, "completed",
-               curve(8, peak=0.6, overfit=0.5), root=root),  # peaks at epoch 4, then falls
-        _trial("s", "b", "B", BASE | {"activation": "gelu"}, 10, "completed",
-               curve(8, peak=0.6), root=root),
+        _trial(
+            "s",
+            "a",
+            "A",
+            BASE | {"activation": "relu"},
+            10,
+            "completed",
+            curve(8, peak=0.6, overfit=0.5),
+            root=root,
+        ),  # peaks at epoch 4, then falls
+        _trial(
+            "s",
+            "b",
+            "B",
+            BASE | {"activation": "gelu"},
+            10,
+            "completed",
+            curve(8, peak=0.6),
+            root=root,
+        ),
     ]
     stage, study = _stage_of(root, trials, ["activation"], epochs=8)
     conv = next(s for s in stage_conclusions(stage, study) if "best val acc at epoch" in s)
@@ -482,8 +610,18 @@ def test_epoch_ticks_are_integers_and_one_epoch_draws_a_point(tmp_path: Path) ->
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
     plt.close(fig)
-    trials = [_trial("s", "a", "A", BASE | {"epochs": 1}, 10, "completed", curve(1, peak=0.5),
-                     root=tmp_path / "r")]
+    trials = [
+        _trial(
+            "s",
+            "a",
+            "A",
+            BASE | {"epochs": 1},
+            10,
+            "completed",
+            curve(1, peak=0.5),
+            root=tmp_path / "r",
+        )
+    ]
     stage, study = _stage_of(tmp_path / "r", trials, [], epochs=1)
     assert figures.learning_curves(stage, study, tmp_path / "one.png")
     assert_figure_has_data(tmp_path / "one.png")
@@ -491,9 +629,12 @@ def test_epoch_ticks_are_integers_and_one_epoch_draws_a_point(tmp_path: Path) ->
 
 def test_params_vs_score_labels_do_not_overlap() -> None:
     rng = np.random.default_rng(0)
-    pts = [(float(x), float(y), f"3.{i // 4}-{'ABCD'[i % 4]}")
-           for i, (x, y) in enumerate(zip(rng.normal(1.2, 0.05, 24), rng.normal(0.5, 0.01, 24),
-                                          strict=True))]
+    pts = [
+        (float(x), float(y), f"3.{i // 4}-{'ABCD'[i % 4]}")
+        for i, (x, y) in enumerate(
+            zip(rng.normal(1.2, 0.05, 24), rng.normal(0.5, 0.01, 24), strict=True)
+        )
+    ]
     fig, ax = plt.subplots(figsize=(9, 5))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=36)
     ax.margins(0.12)

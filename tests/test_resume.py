@@ -126,8 +126,9 @@ def test_interrupted_study_exits_130_and_resumes_each_epoch_once(
     """Ctrl-C (SIGINT to the terminal's process group) and `kill` (SIGTERM to the driver)
     leave the stage unfinished; the same command then trains exactly the missing epochs."""
     data = tmp_path / "data"
-    write_tiny_imagenet(data / "tiny-imagenet-200", n_classes=3, train_per_class=20,
-                        val_per_class=4)
+    write_tiny_imagenet(
+        data / "tiny-imagenet-200", n_classes=3, train_per_class=20, val_per_class=4
+    )
     study = tmp_path / "resume.py"
     study.write_text(textwrap.dedent(STUDY))
     runs = tmp_path / "runs"
@@ -157,10 +158,13 @@ def test_interrupted_study_exits_130_and_resumes_each_epoch_once(
     first, later = record["stages"]
     # What an uninterrupted run records, trial for trial.
     assert [(t["label"], t["status"], t["epochs_run"]) for t in first["trials"]] == [
-        ("R-A", "completed", 6), ("R-B", "completed", 6), ("R-C", "completed", 6)
+        ("R-A", "completed", 6),
+        ("R-B", "completed", 6),
+        ("R-C", "completed", 6),
     ]
     assert [(t["label"], t["status"]) for t in later["trials"]] == [
-        ("S-A", "completed"), ("S-B", "completed")
+        ("S-A", "completed"),
+        ("S-B", "completed"),
     ]
     for label in ("R-A", "R-B", "R-C"):
         (folder,) = stage_dir.glob(f"{label}_*")

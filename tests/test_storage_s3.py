@@ -79,32 +79,53 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainables.data import write_lunar, write_tiny_imagenet
 
     root = tmp_path_factory.mktemp("s3data")
-    write_tiny_imagenet(root / "tiny-imagenet-200", n_classes=3, train_per_class=24,
-                        val_per_class=6)
+    write_tiny_imagenet(
+        root / "tiny-imagenet-200", n_classes=3, train_per_class=24, val_per_class=6
+    )
     write_lunar(root / "MOON_SEGMENTATION_BINARY", n=16, size=64)
     return root
 
 
-def run(study_text: str, name: str, tmp: Path, data: Path, env: dict, *extra: str,
-        wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+def run(
+    study_text: str, name: str, tmp: Path, data: Path, env: dict, *extra: str, wait: bool = True
+) -> subprocess.CompletedProcess | subprocess.Popen:
     study = tmp / f"{name}.py"
     study.write_text(textwrap.dedent(study_text))
-    cmd = [sys.executable, "-m", "orchestrator.run", str(study), "--data-root", str(data),
-           "--storage", f"s3://{BUCKET}/runs", *extra]
-    full_env = {**os.environ, **env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
-                "ARCHSWEEP_CACHE": str(tmp / "cache")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator.run",
+        str(study),
+        "--data-root",
+        str(data),
+        "--storage",
+        f"s3://{BUCKET}/runs",
+        *extra,
+    ]
+    full_env = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+        "ARCHSWEEP_CACHE": str(tmp / "cache"),
+    }
     if not wait:
-        return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=open(tmp / f"{name}.log", "w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True,
-                          timeout=600)
+        return subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=full_env,
+            stdout=open(tmp / f"{name}.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
 
 
 def keys(prefix: str) -> list[str]:
     import boto3
 
-    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(
-        Bucket=BUCKET, Prefix=prefix
+    pages = (
+        boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     )
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
@@ -141,8 +162,11 @@ def test_study_fromstudy_report_and_tensorboard_from_the_bucket(
     out = tmp_path / "report"
     rep = subprocess.run(
         [sys.executable, "-m", "analysis.report", f"s3://{BUCKET}/runs/clf", "--out", str(out)],
-        cwd=REPO, env={**os.environ, **s3, "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
-        capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env={**os.environ, **s3, "ARCHSWEEP_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
     assert "gradflow_only.png" in {p.name for p in (out / "figures").glob("*.png")}

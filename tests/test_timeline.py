@@ -72,8 +72,11 @@ def test_report_and_tensorboard_show_the_timeline(packed_run: Path) -> None:
     acc = EventAccumulator(str(events))
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
-    assert {"timeline/training_fraction", "timeline/trials_at_once",
-            "timeline/running_trials"} <= scalars
+    assert {
+        "timeline/training_fraction",
+        "timeline/trials_at_once",
+        "timeline/running_trials",
+    } <= scalars
     assert max(e.value for e in acc.Scalars("timeline/running_trials")) == 2
 
 

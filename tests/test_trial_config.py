@@ -52,8 +52,13 @@ def test_validated_for_the_task_naming_the_key() -> None:
 
 def test_on_device_resolves_the_device_values_into_a_new_config() -> None:
     config = TrialConfig.from_dict(
-        {**TINY, "epochs": 10, "epoch_fraction": 0.5, "optim_preset": "adamw_cosine",
-         "channels_last": False}
+        {
+            **TINY,
+            "epochs": 10,
+            "epoch_fraction": 0.5,
+            "optim_preset": "adamw_cosine",
+            "channels_last": False,
+        }
     )
     run = config.on_device(CPU)
     assert run.trainer["epochs"] == 5  # epochs x epoch_fraction: what the LR schedule spans

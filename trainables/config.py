@@ -148,8 +148,7 @@ def validate_regularizers(config: Mapping[str, Any], task: str) -> None:
             )
         if value > 0 and task != "classification":
             raise ConfigError(
-                f"{key}={value!r}: mixing images needs class labels; {task} trials take "
-                f"{key}=0"
+                f"{key}={value!r}: mixing images needs class labels; {task} trials take {key}=0"
             )
     decay = config.get("ema_decay", 0.0)
     if not _is_number(decay) or not 0 <= decay < 1:

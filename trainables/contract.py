@@ -469,10 +469,22 @@ CHECKPOINT_HISTORY = "history.json"
 
 # Arrays of evaluation/<stage>.npz, by task.
 EVALUATION_ARRAYS = {
-    "classification": ("y_true", "y_pred", "sample_index", "sample_images", "sample_true",
-                       "sample_pred"),
-    "segmentation": ("y_true", "y_pred", "sample_index", "sample_images", "sample_masks_true",
-                     "sample_masks_pred"),
+    "classification": (
+        "y_true",
+        "y_pred",
+        "sample_index",
+        "sample_images",
+        "sample_true",
+        "sample_pred",
+    ),
+    "segmentation": (
+        "y_true",
+        "y_pred",
+        "sample_index",
+        "sample_images",
+        "sample_masks_true",
+        "sample_masks_pred",
+    ),
 }
 
 
@@ -583,8 +595,9 @@ def stage_timeline(name: str, stage_tl: dict[str, Any], trial_tls: list[dict]) -
         busy_s=busy_s,
         at_once=at_once,
         threshold=threshold,
-        setup_s=[float(s.get("actor_start_s") or 0) + float(s.get("setup_s") or 0)
-                 for s in attempts],
+        setup_s=[
+            float(s.get("actor_start_s") or 0) + float(s.get("setup_s") or 0) for s in attempts
+        ],
         checkpoint_s=sum(float(s.get("checkpoint_s") or 0) for s in attempts),
         probe_s=sum(float(s.get("probe_s") or 0) for s in attempts),
         evaluation_s=float(stage_tl.get("evaluation_s") or 0.0),
@@ -618,8 +631,11 @@ class RunTimeline:
         busy = self._packable()
         if busy and self.at_once is not None:
             ks = sorted({s.threshold for s in busy})
-            k = f">= {ks[0]}" if len(ks) == 1 else "as many as its slots (" + "/".join(
-                str(x) for x in ks) + ")"
+            k = (
+                f">= {ks[0]}"
+                if len(ks) == 1
+                else "as many as its slots (" + "/".join(str(x) for x in ks) + ")"
+            )
             text += f"; {self.at_once:.1f} trials at once on average while a stage had {k} to run"
         return text
 

@@ -22,7 +22,7 @@ from trainables.jsonio import write_json_atomic
 from trainables.loop import select_device
 from trainables.models import build_model
 from trainables.models.architecture import architecture_summary
-from trainables.models.probes import layer_grad_norms
+from trainables.models.init_gradients import layer_grad_norms
 from trainables.tasks import make_task, targets_for
 from trainables.trial_config import TrialConfig
 
@@ -271,9 +271,7 @@ def evaluation_arrays(
     return arrays
 
 
-def write_evaluation(
-    out_dir: Path, record: EvaluationRecord, arrays: dict[str, Any]
-) -> Path:
+def write_evaluation(out_dir: Path, record: EvaluationRecord, arrays: dict[str, Any]) -> Path:
     """evaluation/<stage>.npz, then .json (both atomic: a killed driver leaves no torn file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     npz = out_dir / f"{record.stage}.npz"

@@ -28,7 +28,7 @@ from trainables.mixing import make_mixer
 from trainables.models import EncoderDecoderModel, build_model, check_constraints
 from trainables.optim import build_optimizer, build_scheduler, is_frozen
 from trainables.precision import autocast_context
-from trainables.progress import ProgressReporter
+from trainables.progress_reporter import ProgressReporter
 from trainables.tasks import make_task, targets_for
 from trainables.tb_logger import TrialLogger, denormalize
 from trainables.timeline import TrialClock
@@ -50,7 +50,7 @@ class TrialSetup:
     mode: str = "max"
     constraints: dict[str, Any] = field(default_factory=dict)
     image_every: int = 5  # epochs between TensorBoard image summaries
-    # Name of the stage's progress board actor (orchestrator.progress); None: no live progress.
+    # Name of the stage's progress board actor (orchestrator.live_view); None: no live progress.
     progress_board: str | None = None
 
 
@@ -455,8 +455,9 @@ def train_and_validate(
         val_sums = run_epoch(model, iter(state.loaders["val"]), state.task, state.autocast)
         if state.ema is not None:  # val metrics of the EMA weights (trainables/ema.py)
             raw = state.task.finish(val_sums, "val")
-            val_sums = run_epoch(state.ema.module, iter(state.loaders["val"]), state.task,
-                                 state.autocast)
+            val_sums = run_epoch(
+                state.ema.module, iter(state.loaders["val"]), state.task, state.autocast
+            )
     except Diverged as err:
         lr = optimizer.param_groups[-1]["lr"]
         return {"epoch": epoch, "diverged": 1, "reason": str(err), "lr": lr}

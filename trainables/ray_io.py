@@ -119,7 +119,7 @@ _boards: dict[str, Any] = {}  # progress board handles of this trial process, by
 def progress(board: str | None, update: dict[str, Any]) -> None:
     """Send a within-epoch progress update to the stage's board actor, fire-and-forget.
 
-    The board is a named actor (orchestrator.progress), reachable from a trial on any node.
+    The board is a named actor (orchestrator.live_view), reachable from a trial on any node.
     Nothing here may fail a trial: no board, a dead board or any Ray error just drops the update
     (the next one looks the board up again). Outside Ray (LocalSession, bare loop) a no-op.
     """
@@ -180,9 +180,13 @@ def newest_checkpoint_state(fs: Any, parent: str, after: str = "") -> dict[str, 
     except OSError:
         return None
     later = sorted(
-        (i.base_name for i in infos
-         if i.type == pyarrow.fs.FileType.Directory
-         and i.base_name.startswith(CHECKPOINT_PREFIX) and i.base_name > name),
+        (
+            i.base_name
+            for i in infos
+            if i.type == pyarrow.fs.FileType.Directory
+            and i.base_name.startswith(CHECKPOINT_PREFIX)
+            and i.base_name > name
+        ),
         reverse=True,
     )
     for candidate in later:

@@ -7,7 +7,7 @@
   at the trial's last epoch, with each layer's own output size (the stored maps are pooled).
 
 They go to `probes.json` and `probes.npz` in the trial's folder (synced to run storage from
-any node, like the TensorBoard events); the report draws them (analysis/trial_probes.py).
+any node, like the TensorBoard events); the report draws them (analysis/probe_figures.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainables.contract import PROBES_JSON, PROBES_NPZ
+from trainables.models.init_gradients import layer_grad_norms
 from trainables.models.layers import GatedConv2d
-from trainables.models.probes import layer_grad_norms
 from trainables.models.receptive_field import receptive_field, rf_layers
 
 GRAD_BATCHES = 4  # batches per epoch whose gradients are measured
@@ -91,6 +91,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> FeatureMaps:
     maps = FeatureMaps()
     hooks = []
     for name, module in convs:
+
         def keep(_m: nn.Module, _inp: Any, out: torch.Tensor, name: str = name) -> None:
             fm = out[0, :MAP_CHANNELS].float()
             maps.sizes[name] = (int(fm.shape[-2]), int(fm.shape[-1]))
@@ -123,8 +124,7 @@ def write_probes(
     (absent in runs recorded before issue 20; the report then says the size is the pooled one).
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    record = {"grad_norms": gradients.history, "receptive_fields": rf,
-              "grad_batches": GRAD_BATCHES}
+    record = {"grad_norms": gradients.history, "receptive_fields": rf, "grad_batches": GRAD_BATCHES}
     if maps is not None:
         record["feature_layers"] = list(maps)
         sizes = getattr(maps, "sizes", {})

@@ -111,7 +111,8 @@ def _called_parts(
             out.append((name, module))
             continue
         inner = [
-            n for n in seen
+            n
+            for n in seen
             if n.startswith(name + ".")
             and not any(n.startswith(o + ".") for o in seen if o.startswith(name + "."))
         ]
@@ -120,7 +121,7 @@ def _called_parts(
 
 
 def _layer_text(module: torch.nn.Module) -> str:
-    """"Conv2d 7x7/2", "MaxPool2d 3x3/2": a layer's type, kernel and stride."""
+    """ "Conv2d 7x7/2", "MaxPool2d 3x3/2": a layer's type, kernel and stride."""
     kernel, stride = getattr(module, "kernel_size", None), getattr(module, "stride", None)
     if kernel is None or stride is None:
         return type(module).__name__
@@ -154,6 +155,12 @@ def _downsamplers(
         ancestors = [".".join(path[:i]) for i in range(len(part.split(".")), len(path))]
         if any((sp := spatial(a)) is not None and sp[0] == sp[1] for a in ancestors):
             continue  # inside a size-keeping module: a side branch such as SE's squeeze
-        out.append({"layer": name, "kind": layers.get(name, ""), "from": list(shapes[0]),
-                    "to": list(shapes[1])})
+        out.append(
+            {
+                "layer": name,
+                "kind": layers.get(name, ""),
+                "from": list(shapes[0]),
+                "to": list(shapes[1]),
+            }
+        )
     return out

@@ -5,7 +5,7 @@ model, runs each instance on a fixed random input and compares it with a referen
 written out from its own weights (not by calling the layer again), with its standard analogue
 (nn.SiLU, no attention, nn.Conv2d, nn.AvgPool2d / max-pool) and with its parameter count.
 tests/test_layers.py holds the same facts as unit tests; this module lets a study's report show
-them, measured on the layers the study trained (analysis/layer_checks.py).
+them, measured on the layers the study trained (analysis/custom_layers.py).
 
 Each check is a dict {"layer", "instances", "check", "measured", "passed"}; a numeric check takes
 the worst value over the model's instances of that layer.
@@ -149,8 +149,11 @@ def _se_params(m: nn.Module, gen: torch.Generator) -> tuple[str, bool, float]:
     c, r = m.channels, m.rd_channels
     want = 2 * c * r + r + c
     got = _n_params(m)
-    return (f"{got:,} = 2CR+R+C = {want:,} (C={c}, R={r}); no attention: 0", got == want,
-            float(got != want))
+    return (
+        f"{got:,} = 2CR+R+C = {want:,} (C={c}, R={r}); no attention: 0",
+        got == want,
+        float(got != want),
+    )
 
 
 # --- GatedConv2d ------------------------------------------------------------------------------
@@ -223,8 +226,11 @@ def _l2_between(m: nn.Module, gen: torch.Generator) -> tuple[str, bool, float]:
     slack = m.eps**0.5 + TOL  # eps shifts outputs up by at most sqrt(eps)
     ok = (mean_abs <= out + TOL) & (out <= max_abs + slack)
     share = float(ok.float().mean())
-    return (f"{100 * share:.0f}% of {ok.numel()} outputs (slack sqrt(eps) = {m.eps ** 0.5:.0e})",
-            share == 1.0, 1.0 - share)
+    return (
+        f"{100 * share:.0f}% of {ok.numel()} outputs (slack sqrt(eps) = {m.eps**0.5:.0e})",
+        share == 1.0,
+        1.0 - share,
+    )
 
 
 def _l2_params(m: nn.Module, gen: torch.Generator) -> tuple[str, bool, float]:

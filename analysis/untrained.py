@@ -1,4 +1,4 @@
-"""`python -m analysis.probes [--out DIR]`: the model probes that need no data set.
+"""`python -m analysis.untrained [--out DIR]`: the model probes that need no data set.
 
 Section F of the course: (1) weight variance control, a 5-layer net to (1, 512, 1, 1) whose third
 layer has twice the weight variance of the second and fourth, shown as histograms of the pooled
@@ -23,7 +23,7 @@ import torch
 
 from analysis import figures
 from trainables.models import build_model
-from trainables.models.probes import (
+from trainables.models.init_gradients import (
     GradientDepthNet,
     WeightVarianceNet,
     layer_grad_norms,
@@ -63,8 +63,9 @@ def weight_variance_figure(out: Path, samples: int = 32, seed: int = 0) -> dict[
     ax.legend()
     fig.tight_layout()
     # As the report's figures: cropped, data areas recorded in the PNG, budget stated.
-    figures.save(fig, out, budget=f"Budget: no training; {samples} N(0, 1) inputs of 3x64x64, "
-                 f"seed {seed}")
+    figures.save(
+        fig, out, budget=f"Budget: no training; {samples} N(0, 1) inputs of 3x64x64, seed {seed}"
+    )
     return {"control_std": float(control.std()), "doubled_std": float(doubled.std())}
 
 
@@ -82,12 +83,17 @@ def gradient_figure(out: Path, seed: int = 0) -> list[tuple[str, float, int]]:
     ax.set_title("F.2 Gradient norm per layer after one backward()")
     fig.tight_layout()
     # As the report's figures: cropped, data areas recorded in the PNG, budget stated.
-    figures.save(fig, out, budget=f"Budget: no training; one backward() of 16 N(0, 1) inputs of "
-                 f"3x8x8, seed {seed}")
+    figures.save(
+        fig,
+        out,
+        budget=f"Budget: no training; one backward() of 16 N(0, 1) inputs of 3x8x8, seed {seed}",
+    )
     sizes = [m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     # conv1..conv6 as on the figure's axis (the module names are layers.0, layers.2, ...).
-    return [(f"conv{i + 1}", norm, size) for i, ((_, norm), size) in
-            enumerate(zip(norms, sizes, strict=True))]
+    return [
+        (f"conv{i + 1}", norm, size)
+        for i, ((_, norm), size) in enumerate(zip(norms, sizes, strict=True))
+    ]
 
 
 def gradient_explanation(norms: list[tuple[str, float, int]]) -> str:
@@ -165,7 +171,7 @@ def write_probes(out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.probes", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m analysis.untrained", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/probes"))
     args = parser.parse_args(argv)
     print(f"probes written: {write_probes(args.out)}")

@@ -32,7 +32,7 @@ from analysis.figures import (
     spread_ties,
     tie_notes,
 )
-from analysis.rundir import Stage, Study, Trial, resolve
+from analysis.rundir import StageResults, StudyResults, Trial, resolve
 from analysis.tables import Column, Table
 from trainables.contract import PROBES_JSON, PROBES_NPZ
 
@@ -68,8 +68,9 @@ def load_probes(root: Path, trial: Trial) -> Probes | None:
         raw = json.loads((folder / PROBES_JSON).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    probes = Probes(trial, dict(raw.get("grad_norms") or {}),
-                    list(raw.get("receptive_fields") or []), raw=raw)
+    probes = Probes(
+        trial, dict(raw.get("grad_norms") or {}), list(raw.get("receptive_fields") or []), raw=raw
+    )
     names = list(raw.get("feature_layers") or [])
     if not names:
         return probes
@@ -86,7 +87,7 @@ def load_probes(root: Path, trial: Trial) -> Probes | None:
     return probes
 
 
-def stage_probes(study: Study, stage: Stage) -> list[Probes]:
+def stage_probes(study: StudyResults, stage: StageResults) -> list[Probes]:
     found = [load_probes(study.root, t) for t in stage.trials]
     return [p for p in found if p is not None]
 
@@ -138,7 +139,7 @@ def merged_order(sequences: list[list[str]]) -> list[str]:
 
 
 def gradient_flow(
-    probes: list[Probes], title: str, path: Path, *, budget: str, stage: Stage | None = None
+    probes: list[Probes], title: str, path: Path, *, budget: str, stage: StageResults | None = None
 ) -> bool:
     """Last epoch's gradient norm per named block, one line per trial (log scale: vanishing
     gradients fall towards the input side on the left, exploding ones rise).
@@ -167,15 +168,26 @@ def gradient_flow(
         label = legend_name(p.trial, stage) if stage is not None else p.trial.name
         if encoder_frozen(p.trial.config, max(map(int, p.grad_norms), default=None)):
             label += " (encoder frozen: no gradient there)"
-            notes.append(f"{p.trial.name}: the encoder was frozen in its last epoch, so training "
-                         "computed no gradient for its blocks; they are missing from its line.")
-        ax.plot([q[0] for q in pts], [q[1] for q in pts], "-", marker="o", ms=4, color=colour,
-                label=label, gid=POINT_GID)
+            notes.append(
+                f"{p.trial.name}: the encoder was frozen in its last epoch, so training "
+                "computed no gradient for its blocks; they are missing from its line."
+            )
+        ax.plot(
+            [q[0] for q in pts],
+            [q[1] for q in pts],
+            "-",
+            marker="o",
+            ms=4,
+            color=colour,
+            label=label,
+            gid=POINT_GID,
+        )
     notes += tie_notes(ties, [p.trial.name for p, b in lines for _ in b], flat, order)
     ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
     ax.set_xlabel("block (input side first; shortcuts and squeeze-excitation left out)")
-    ax.set_ylabel("gradient norm, mean over the block's layers\n(mean of first batches)",
-                  fontsize=9)
+    ax.set_ylabel(
+        "gradient norm, mean over the block's layers\n(mean of first batches)", fontsize=9
+    )
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
@@ -188,8 +200,7 @@ def first_layer_maps(probes: list[Probes], title: str, path: Path, *, budget: st
     if not rows:
         return False
     cols = 1 + max(p.maps[0].shape[0] for p in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.3 * cols, 1.5 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.3 * cols, 1.5 * len(rows)), squeeze=False)
     for r, p in enumerate(rows):
         _show_image(axes[r][0], p.image)
         axes[r][0].set_ylabel(p.trial.name, fontsize=7)
@@ -227,29 +238,44 @@ def depth_maps(probe: Probes, title: str, path: Path, *, budget: str) -> bool:
     labelled with the layer's own output size (the maps are shown pooled to at most 32 px)."""
     if not probe.maps:
         return False
-    picks = np.unique(np.linspace(0, len(probe.maps) - 1, min(MAX_DEPTHS, len(probe.maps)))
-                      .round().astype(int))
+    picks = np.unique(
+        np.linspace(0, len(probe.maps) - 1, min(MAX_DEPTHS, len(probe.maps))).round().astype(int)
+    )
     cols = max(probe.maps[i].shape[0] for i in picks)
-    fig, axes = plt.subplots(len(picks), cols, figsize=(1.2 * cols + 1.2, 1.3 * len(picks)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(picks), cols, figsize=(1.2 * cols + 1.2, 1.3 * len(picks)), squeeze=False
+    )
     for r, i in enumerate(picks):
         fm = probe.maps[i]
         for c in range(cols):
             _show_map(axes[r][c], fm[c] if c < len(fm) else None)
         # Horizontal, left of the row: rotated long names (U-Net) ran into the next row's.
-        axes[r][0].set_ylabel(f"{_row_label(probe.layers[i])}\n{size_text(probe, i)}",
-                              fontsize=6, rotation=0, ha="right", va="center", labelpad=4)
+        axes[r][0].set_ylabel(
+            f"{_row_label(probe.layers[i])}\n{size_text(probe, i)}",
+            fontsize=6,
+            rotation=0,
+            ha="right",
+            va="center",
+            labelpad=4,
+        )
     fig.subplots_adjust(top=1 - 0.45 / (1.3 * len(picks)))  # title close above the first row
     fig.suptitle(title, fontsize=9)
-    notes = ["Row labels: the layer's own output size (height x width); the maps are drawn "
-             "average-pooled to at most 32 px."] if probe.sizes is not None else [
-             "This run did not record the layers' own sizes (recorded before issue 20): the "
-             "rows give the size after pooling to at most 32 px."]
+    notes = (
+        [
+            "Row labels: the layer's own output size (height x width); the maps are drawn "
+            "average-pooled to at most 32 px."
+        ]
+        if probe.sizes is not None
+        else [
+            "This run did not record the layers' own sizes (recorded before issue 20): the "
+            "rows give the size after pooling to at most 32 px."
+        ]
+    )
     return save(fig, path, budget=budget, notes=notes)
 
 
-def missing_maps(stage: Stage, probes: list[Probes]) -> list[str]:
-    """"trial: why it has no feature maps", for each trial of the stage without maps."""
+def missing_maps(stage: StageResults, probes: list[Probes]) -> list[str]:
+    """ "trial: why it has no feature maps", for each trial of the stage without maps."""
     found = {id(p.trial): p for p in probes}
     out = []
     for t in stage.trials:
@@ -269,21 +295,25 @@ def _no_maps_reason(t: Trial, p: Probes | None) -> str:
         return "no probes.json in its folder (a run from before the probes, or not synced)"
     if "feature_layers" not in p.raw:
         if t.status in ("asha_stopped", "stopped", "diverged", "error"):
-            return (f"{t.status} after epoch {t.epochs_run}; maps are taken at a trial's last "
-                    "epoch, which it never reached")
+            return (
+                f"{t.status} after epoch {t.epochs_run}; maps are taken at a trial's last "
+                "epoch, which it never reached"
+            )
         return "its probes.json lists no feature layers (the maps were not written)"
     if not p.raw["feature_layers"]:
         convs = [r for r in p.receptive_fields if "Conv" in str(r.get("kind", ""))]
         if convs:
             kinds = ", ".join(sorted({str(r["kind"]) for r in convs}))
-            return (f"its conv layers ({kinds}) were not recognised by the probe of this run "
-                    "(before issue 20 only nn.Conv2d layers were recorded); run it again for "
-                    "maps")
+            return (
+                f"its conv layers ({kinds}) were not recognised by the probe of this run "
+                "(before issue 20 only nn.Conv2d layers were recorded); run it again for "
+                "maps"
+            )
         return "the model has no conv layer (a fully connected model has no feature maps)"
     return "probes.npz is missing or unreadable"
 
 
-def receptive_field_table(probes: list[Probes], stage: Stage) -> Table | None:
+def receptive_field_table(probes: list[Probes], stage: StageResults) -> Table | None:
     """A row per layer for small models (D.1's kernel variants); one row with the final
     receptive field for deep ones (a ResNet-18 has 20 conv/pool layers)."""
     rows: list[list[Any]] = []
@@ -293,16 +323,30 @@ def receptive_field_table(probes: list[Probes], stage: Stage) -> Table | None:
             continue
         if len(layers) > MAX_RF_LAYERS:
             last = layers[-1]
-            rows.append([p.trial.name, f"(all {len(layers)} layers) … {last['layer']}",
-                         last["kind"], last["kernel"], last["stride"], last["rf"]])
+            rows.append(
+                [
+                    p.trial.name,
+                    f"(all {len(layers)} layers) … {last['layer']}",
+                    last["kind"],
+                    last["kernel"],
+                    last["stride"],
+                    last["rf"],
+                ]
+            )
             continue
-        rows += [[p.trial.name, r["layer"], r["kind"], r["kernel"], r["stride"], r["rf"]]
-                 for r in layers]
+        rows += [
+            [p.trial.name, r["layer"], r["kind"], r["kernel"], r["stride"], r["rf"]] for r in layers
+        ]
     if not rows:
         return None
-    columns = [Column("trial", "trial"), Column("layer", "layer"), Column("kind", "kind"),
-               Column("kernel", "kernel"), Column("stride", "stride"),
-               Column("rf", "receptive field (px)")]
+    columns = [
+        Column("trial", "trial"),
+        Column("layer", "layer"),
+        Column("kind", "kind"),
+        Column("kernel", "kernel"),
+        Column("stride", "stride"),
+        Column("rf", "receptive field (px)"),
+    ]
     return Table(f"receptive_fields_{stage.name}", columns, rows)
 
 
@@ -312,8 +356,10 @@ def _show_image(ax: plt.Axes, image: np.ndarray | None) -> None:
     if image is None:
         ax.axis("off")
         return
-    ax.imshow(image[..., 0] if image.shape[-1] == 1 else image,
-              cmap="gray" if image.shape[-1] == 1 else None)
+    ax.imshow(
+        image[..., 0] if image.shape[-1] == 1 else image,
+        cmap="gray" if image.shape[-1] == 1 else None,
+    )
 
 
 def _show_map(ax: plt.Axes, fm: np.ndarray | None) -> None:

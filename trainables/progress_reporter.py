@@ -1,4 +1,4 @@
-"""A trial's within-epoch progress for the driver's live view (orchestrator.progress).
+"""A trial's within-epoch progress for the driver's live view (orchestrator.live_view).
 
 `ProgressReporter` is the per-batch callback that trainables.loop.run_epoch calls while training.
 It sends at most one update every `every_s` seconds (the first one at once, so the driver shows a

@@ -1,10 +1,10 @@
-"""`python -m analysis.probes`: section F's figures and the receptive-field table."""
+"""`python -m analysis.untrained`: section F's figures and the receptive-field table."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.probes import gradient_figure, main, weight_variance_figure
+from analysis.untrained import gradient_figure, main, weight_variance_figure
 
 
 def test_doubling_layer_3_variance_widens_pooled_activations(tmp_path: Path) -> None:

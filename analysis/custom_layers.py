@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.rundir import Stage, Study, Trial, resolve
+from analysis.rundir import StageResults, StudyResults, Trial, resolve
 from trainables.run_dir import CHECKPOINT_FILE
 
 # Config values that put a custom layer into a model (trainables/models/small.py, resnet.py).
@@ -46,11 +46,11 @@ def custom_layers(config: dict[str, Any]) -> list[str]:
     return [name for key, (value, name) in CUSTOM_LAYER_KEYS.items() if config.get(key) == value]
 
 
-def uses_custom_layers(stage: Stage) -> bool:
+def uses_custom_layers(stage: StageResults) -> bool:
     return any(custom_layers(t.config) for t in stage.trials)
 
 
-def stage_layer_checks(study: Study, stage: Stage) -> LayerChecks:
+def stage_layer_checks(study: StudyResults, stage: StageResults) -> LayerChecks:
     """Run the layer checks on every trial of `stage` whose config uses a custom layer."""
     out = LayerChecks()
     try:
@@ -59,8 +59,9 @@ def stage_layer_checks(study: Study, stage: Stage) -> LayerChecks:
         from trainables.models import build_model
         from trainables.models.layer_checks import check_model_layers
     except ImportError as exc:
-        out.notes.append(f"layer checks not run: they need torch and archsweep's model code "
-                         f"({exc})")
+        out.notes.append(
+            f"layer checks not run: they need torch and archsweep's model code ({exc})"
+        )
         return out
     for trial in stage.trials:
         if not custom_layers(trial.config):
@@ -81,7 +82,7 @@ def stage_layer_checks(study: Study, stage: Stage) -> LayerChecks:
     return out
 
 
-def _checkpoint_file(study: Study, trial: Trial) -> Path | None:
+def _checkpoint_file(study: StudyResults, trial: Trial) -> Path | None:
     if not trial.best_checkpoint:
         return None
     path = resolve(study.root, trial.best_checkpoint, trial.stage) / CHECKPOINT_FILE

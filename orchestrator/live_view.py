@@ -5,10 +5,11 @@ what a user watches in the terminal. Two sources feed it:
 
 - Ray's trial list on every Tune event: finished/stopped early/failed/running counts and the best
   result so far (a resumed stage counts the trials that finished before the interruption too).
-- A progress board (`ProgressBoard`, a small named Ray actor per stage) that every trial updates
-  from inside its epoch loop, at most every ~2 s (trainables.progress): epoch e/E, batch b/B,
-  images/s. The driver polls it from `on_step_end` at most once a second, so the first line comes
-  seconds after the first trial starts training instead of after its first epoch.
+- A progress board (`ProgressBoard`, a small named Ray actor per stage) that every trial
+  updates from inside its epoch loop, at most every ~2 s (trainables.progress_reporter): epoch
+  e/E, batch b/B, images/s. The driver polls it from `on_step_end` at most once a second, so the
+  first line comes seconds after the first trial starts training instead of after its first
+  epoch.
 
 On a terminal the per-trial lines and the stage line are redrawn in place (ANSI cursor-up + clear
 line); in a log (stdout not a TTY) plain lines come at most every 15 s. The ETA
@@ -133,7 +134,7 @@ def close_board(stage: str) -> None:
 
 @dataclass(frozen=True)
 class TrialProgress:
-    """One trial's latest board update (see trainables.progress.ProgressReporter)."""
+    """One trial's latest board update (see trainables.progress_reporter.ProgressReporter)."""
 
     trial_id: str
     label: str
@@ -349,8 +350,9 @@ class StageProgress(Callback):
         their later epochs only; their best may be an earlier one)."""
         analysis = getattr(trial, "metric_analysis", None) or {}
         value = (analysis.get(self.metric) or {}).get(self.mode)
-        usable = isinstance(value, int | float) and math.isfinite(value)
-        if usable and not (trial.last_result or {}).get("infeasible") and self._better(value):
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return
+        if not (trial.last_result or {}).get("infeasible") and self._better(value):
             self.best = (float(value), trial.config.get("label") or trial.trial_id)
 
     def _better(self, value: float) -> bool:
