@@ -31,6 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from trainables import run_dir as layout
+from trainables.contract import StudyRecord, TrialRecord
+
 # Per-epoch metrics compared against the recording; timings differ by nature and are not.
 COMPARED = (
     "train_loss",
@@ -96,58 +99,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- reading the run directory -------------------------------------------------------------------
 
 
-def load_record(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "study.json"
-    if not path.is_file():
-        raise ReplayError(f"{path} does not exist: RUN_DIR must be a run directory (runs/<study>)")
-    return json.loads(path.read_text())
+def load_record(run_dir: Path) -> StudyRecord:
+    try:
+        return layout.load_study_record(run_dir)
+    except layout.RunDirError as err:
+        raise ReplayError(str(err)) from None
 
 
-def all_trials(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def all_trials(record: StudyRecord) -> list[tuple[str, TrialRecord]]:
     """(stage name, trial) of every trained trial (infeasible ones have no folder)."""
-    return [
-        (stage["name"], trial)
-        for stage in record["stages"]
-        for trial in stage.get("trials", [])
-        if trial.get("trial_dir")
-    ]
+    return [(stage.name, t) for stage in record.stages for t in stage.trials if t.trial_dir]
 
 
-def find_trial(record: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+def find_trial(record: StudyRecord, key: str) -> tuple[str, TrialRecord]:
     """The trial whose label or trial id is `key`; a label used in several stages is ambiguous."""
     trials = all_trials(record)
-    hits = [(s, t) for s, t in trials if key in (t.get("label"), t.get("trial_id"))]
+    hits = [(s, t) for s, t in trials if key in (t.label, t.trial_id)]
     if len(hits) == 1:
         return hits[0]
-    valid = ", ".join(f"{t.get('label') or '-'} ({t['trial_id']}, {s})" for s, t in trials)
+    valid = ", ".join(f"{t.label or '-'} ({t.trial_id}, {s})" for s, t in trials)
     if not hits:
         raise ReplayError(f"no trial {key!r} in this run; valid: {valid or 'none (no trials yet)'}")
-    ids = ", ".join(t["trial_id"] for _, t in hits)
+    ids = ", ".join(str(t.trial_id) for _, t in hits)
     raise ReplayError(f"trial label {key!r} is used in several stages; pass an id: {ids}")
 
 
-def resolve(run_dir: Path, path: str) -> Path:
-    """study.json paths are relative to the run directory unless storage was elsewhere."""
-    p = Path(path)
-    return p if p.is_absolute() else run_dir / p
-
-
-def recorded_epochs(trial_dir: Path) -> dict[int, dict[str, Any]]:
-    """The trial's per-epoch results (Ray's result.json, one JSON object per line) by epoch."""
-    path = trial_dir / "result.json"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    # A resumed trial may report an epoch twice (before and after the interruption): keep the last.
-    return {int(r["epoch"]): r for r in rows if "epoch" in r and not r.get("infeasible")}
-
-
 def last_checkpoint(trial_dir: Path) -> Path:
-    folders = sorted(trial_dir.glob("checkpoint_*"), key=lambda p: p.name)
+    folders = layout.checkpoint_folders(trial_dir)
     if not folders:
         raise ReplayError(
-            f"--from-checkpoint: {trial_dir} holds no checkpoint_* folder (the trial never "
-            "finished an epoch); replay it from scratch instead"
+            f"--from-checkpoint: {trial_dir} holds no {layout.CHECKPOINT_PREFIX}* folder (the "
+            "trial never finished an epoch); replay it from scratch instead"
         )
     return folders[-1]
 
@@ -155,15 +137,15 @@ def last_checkpoint(trial_dir: Path) -> Path:
 # --- data ----------------------------------------------------------------------------------------
 
 
-def recorded_data_root(record: dict[str, Any]) -> Path | None:
+def recorded_data_root(record: StudyRecord) -> Path | None:
     """The data root the run read its data from (study.json's data block), if still there."""
-    root = (record.get("data") or {}).get("data_root")
+    root = record.data.get("data_root")
     return Path(root) if root and Path(root).is_dir() else None
 
 
-def recorded_threads(trial: dict[str, Any]) -> int:
+def recorded_threads(trial: TrialRecord) -> int:
     """The intra-op threads Ray gave the trial: its whole CPUs (OMP_NUM_THREADS), at least 1."""
-    cpus = (trial.get("timeline") or {}).get("cpus")
+    cpus = trial.timeline.get("cpus")
     return max(1, int(cpus)) if isinstance(cpus, int | float) and math.isfinite(cpus) else 1
 
 
@@ -242,9 +224,9 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     run_dir = args.run_dir
     record = load_record(run_dir)
     stage, trial = find_trial(record, args.trial)
-    trial_dir = resolve(run_dir, trial["trial_dir"])
-    recorded = recorded_epochs(trial_dir)
-    config = dict(trial["config"])
+    trial_dir = layout.resolve(run_dir, str(trial.trial_dir), stage)
+    recorded = layout.recorded_rows(trial_dir)
+    config = dict(trial.config)
     if args.device == "cpu" and torch.cuda.is_available():
         raise ReplayError(
             "--device cpu, but CUDA was initialised in this process before the replay started; "
@@ -262,8 +244,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         print(f"note: epochs raised from {config.get('epochs')} to {epochs} to train past the end")
         config["epochs"] = epochs
 
-    label = str(trial.get("label") or trial["trial_id"]).replace("/", "-")
-    out_dir = args.out or run_dir / "replays" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    label = trial.name.replace("/", "-")
+    out_dir = args.out or layout.replay_dir(run_dir, label, time.strftime("%Y%m%d-%H%M%S"))
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ReplayError(f"output folder {out_dir} exists and is not empty; pass another --out")
     session = make_session(out_dir, count)
@@ -275,15 +257,15 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         session.checkpoint_dir = start
 
     data_root = args.data_root or recorded_data_root(record) or default_data_root()
-    bundle = load_data(config, data_root, record.get("data", {}))
+    bundle = load_data(config, data_root, record.data)
     setup = TrialSetup(
-        task=record["trainable"],
-        metric=record["metric"],
-        mode=record["mode"],
-        constraints=record.get("constraints") or {},
+        task=record.trainable,
+        metric=record.metric,
+        mode=record.mode,
+        constraints=record.constraints or {},
     )
     print(
-        f"replay {trial.get('label')} ({trial['trial_id']}, stage {stage}) epochs "
+        f"replay {trial.label} ({trial.trial_id}, stage {stage}) epochs "
         f"{start_epoch}-{start_epoch + count - 1} on {args.device}, {args.threads} thread(s) "
         f"-> {out_dir}",
         flush=True,
@@ -299,8 +281,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         "run_dir": str(run_dir),
         "stage": stage,
-        "trial_id": trial["trial_id"],
-        "label": trial.get("label"),
+        "trial_id": trial.trial_id,
+        "label": trial.label,
         "from_checkpoint": str(checkpoint) if checkpoint else None,
         "device": args.device,
         "threads": args.threads,
@@ -354,7 +336,7 @@ def replay_lock(args: argparse.Namespace) -> Iterator[None]:
     from orchestrator.lock import RunLock
     from orchestrator.study import StudyError
 
-    out = (args.out or args.run_dir / "replays").absolute()
+    out = (args.out or args.run_dir / layout.REPLAY_FOLDER).absolute()
     if not out.is_relative_to(args.run_dir.absolute()) or not args.run_dir.is_dir():
         yield
         return

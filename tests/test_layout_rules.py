@@ -78,9 +78,6 @@ RUN_DIR_NAMES_OK = {
     "trainables/run_dir.py": "the layout itself",
     # StudyRecord.from_dict's `where` label for messages (run_dir imports the contract)
     "trainables/contract.py": "a label in error messages",
-    # replay reads study.json, result.json and the replay folder its own way until issue 21
-    # moves it onto trainables/run_dir.py (load_study_record, recorded_rows, replay_dir)
-    "orchestrator/replay.py": "to move onto trainables/run_dir.py",
 }
 
 # A trial's config takes its defaults in one place: trainables/trial_config.py's TrialConfig
@@ -392,8 +389,7 @@ def test_run_directory_names_only_in_its_layout_module() -> None:
     }
     bad = {name: lines for name, lines in found.items() if lines and name not in RUN_DIR_NAMES_OK}
     assert not bad, f"name the run directory's files through trainables/run_dir.py: {bad}"
-    # replay.py is left out: another branch moves it, and its merge must not turn this red.
-    stale = [n for n in RUN_DIR_NAMES_OK if not found.get(n) and n != "orchestrator/replay.py"]
+    stale = [n for n in RUN_DIR_NAMES_OK if not found.get(n)]
     assert not stale, f"allowed but no longer needed (drop them here and in the doc): {stale}"
 
 
