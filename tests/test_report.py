@@ -231,9 +231,14 @@ def test_rerun_replaces_stale_outputs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "old.png").write_bytes(b"stale")
+    (out / "figures" / "mine.png").write_bytes(b"the user's")
     (out / ".archsweep-report").write_text("")  # an earlier report's folder (see report_out)
+    # ... which listed old.png as its own output; mine.png is not on its list.
+    (out / ".archsweep-report-files").write_text('["figures/old.png"]')
     assert main([str(run), "--out", str(out)]) == 0
     assert not (out / "figures" / "old.png").exists()
+    assert (out / "figures" / "mine.png").read_bytes() == b"the user's"
+    (out / "figures" / "mine.png").unlink()  # not the report's: the page does not embed it
     _assert_self_contained(out)
 
 
