@@ -18,6 +18,7 @@ from analysis.document import Block, Figure, TableBlock, file_stem
 from analysis.evaluation import Evaluation
 from analysis.rundir import ReportError, StudyResults
 from analysis.tables import Table
+from trainables.run_dir import LOCK_FILE, process_alive
 
 
 @dataclass
@@ -70,8 +71,6 @@ MARKER_TEXT = (
 # removes these and only these, so a user's figures/my_plot.png survives.
 MANIFEST = ".archsweep-report-files"
 PAGES = ("report.md", "report.html")
-# orchestrator/lock.py's file in a run directory (the report never imports the orchestrator).
-RUN_LOCK = ".archsweep.lock"
 
 
 def list_output(out: Path, path: Path) -> None:
@@ -110,26 +109,16 @@ def refuse_live_run(out: Path) -> None:
     (and its --fresh would move the folder away under the report): refused, naming the run."""
     for folder in (out, *out.absolute().parents[:1]):
         try:
-            owner = json.loads((folder / RUN_LOCK).read_text())
+            owner = json.loads((folder / LOCK_FILE).read_text())
             pid, host = int(owner["pid"]), str(owner["host"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if host == socket.gethostname() and (pid == os.getpid() or not _alive(pid)):
+        if host == socket.gethostname() and (pid == os.getpid() or not process_alive(pid)):
             continue
         raise ReportError(
             f"a run (pid {pid} on {host}, since {owner.get('since')}) is writing to {folder}; "
             f"report when it has finished, or write this report elsewhere with --out DIR"
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def prepare_out_dir(out: Path, adopt_legacy: bool = False) -> None:

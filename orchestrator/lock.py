@@ -15,19 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.study import StudyError
+from trainables.run_dir import LOCK_FILE, process_alive
 from trainables.storage import Location
-
-LOCK_FILE = ".archsweep.lock"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 class RunLock:
@@ -85,7 +74,7 @@ class RunLock:
             pid, host = int(owner["pid"]), str(owner["host"])
         except (OSError, ValueError, KeyError, TypeError):
             owner, pid, host = {}, -1, ""
-        if host == socket.gethostname() and not _alive(pid):
+        if host == socket.gethostname() and not process_alive(pid):
             clear()  # stale: its process is gone
             return
         if not owner:  # torn by a kill between create and write: stale too

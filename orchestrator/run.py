@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator import interrupts, ray_setup
 from orchestrator.interrupts import Interrupted
-from orchestrator.lock import LOCK_FILE, RunLock
+from orchestrator.lock import RunLock
 from orchestrator.records import STUDY_FILE, StudyFile, read_study
 from orchestrator.stages import RunContext, run_stage, validate_stages
 from orchestrator.storage_check import (
@@ -37,6 +37,7 @@ from trainables.config import ConfigError
 from trainables.contract import DEFAULT_METRIC, StageRecord, StudyRecord, TrialRecord
 from trainables.data import DataError, default_cache_dir, default_data_root
 from trainables.data.source import BundleCache
+from trainables.run_dir import LOCK_FILE
 from trainables.storage import Location, StorageError, mirror_dir
 
 # Enough to exercise every code path of every trial (train, validate, checkpoint, report).

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import orchestrator.run as run
-from orchestrator.lock import LOCK_FILE
 from orchestrator.study import StudyError
+from trainables.run_dir import LOCK_FILE
 from trainables.storage import Location
 
 STUDY = """

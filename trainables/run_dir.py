@@ -20,6 +20,7 @@ Standard library and the contract only: the report imports it without loading to
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ CHECKPOINT_PREFIX = "checkpoint_"
 CHECKPOINT_FILE = "checkpoint.pt"
 EVALUATION_FOLDER = "evaluation"
 REPLAY_FOLDER = "replays"
+LOCK_FILE = ".archsweep.lock"  # the live run's pid and host (orchestrator/lock.py)
 
 
 class RunDirError(ValueError):
@@ -152,3 +154,14 @@ def checkpoint_folders(trial_dir: Path) -> list[Path]:
 def replay_dir(run_dir: Path, label: str, stamp: str) -> Path:
     """Where a replay of the trial `label` started at `stamp` writes its output."""
     return Path(run_dir) / REPLAY_FOLDER / f"{label}-{stamp}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (a lock whose owner is gone is stale)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
