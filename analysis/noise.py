@@ -30,12 +30,11 @@ NOISE_FACTOR = 2.0  # a margin within this many seed-to-seed stds is not a relia
 
 def val_images(trial: Trial, study: StudyResults, recorded: int | None = None) -> int | None:
     """The number of val images each epoch of `trial` scored: the val split (`recorded` from the
-    stage's evaluation, else study.json's data block when it describes the trial's data set),
-    capped by max_batches x batch_size (--smoke validates 2 batches). None when unknown."""
+    stage's evaluation, else the data block study.json records for the trial's stage or data
+    set), capped by max_batches x batch_size (--smoke validates 2 batches). None when unknown."""
     n = recorded
-    data = study.data or {}
-    if n is None and data.get("dataset") == trial.config.get("dataset"):
-        val = data.get("val")
+    if n is None:
+        val = study.data_of(trial.config.get("dataset"), trial.stage).get("val")
         n = val if isinstance(val, int) and val > 0 else None
     max_batches, batch = trial.config.get("max_batches"), trial.config.get("batch_size")
     if isinstance(max_batches, int) and isinstance(batch, int):

@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from analysis import across, asha_savings, figures, noise, optuna_figures, probe_figures
 from analysis.conclusions import stage_conclusions
@@ -213,21 +214,21 @@ def _run_settings_text(s: StudyResults) -> str:
 
 
 def _stage_data_lines(s: StudyResults) -> list[str]:
-    """One line per stage naming its own data; study.json's "data" adds the last stage's counts.
-
-    study.json records the data of the stage that ran last only; earlier stages (MNIST before a
-    CIFAR stage in cnn_vs_fc) are described from their trials' own configuration.
-    """
+    """One line per stage naming its own data: its trials' configuration, and the folder and
+    split sizes the stage read (its own data block; runs written before stages had one record
+    the last stage's only, in study.json's "data")."""
     ran = [st for st in s.stages if any(t.config for t in st.trials)]
     lines = []
     for stage in ran:
         bits = _config_data_bits([t.config for t in stage.trials if t.config], s)
-        if stage is ran[-1]:
-            bits += _recorded_data_bits(s, bits)
+        if stage.data:
+            bits += _recorded_data_bits(s, bits, stage.data)
+        elif stage is ran[-1]:
+            bits += _recorded_data_bits(s, bits, s.data)
         if bits:
             lines.append(f"{stage.title}: " + ", ".join(dict.fromkeys(bits)))
     if not lines:  # no trial configs (an old or sparse study.json): what study.json says
-        bits = _recorded_data_bits(s, [])
+        bits = _recorded_data_bits(s, [], s.data)
         if bits:
             lines.append("all stages: " + ", ".join(bits))
     return lines
@@ -252,9 +253,8 @@ def _config_data_bits(configs: list[dict], s: StudyResults) -> list[str]:
     return bits
 
 
-def _recorded_data_bits(s: StudyResults, have: list[str]) -> list[str]:
-    """study.json "data": the folder actually read and the split sizes."""
-    d = s.data
+def _recorded_data_bits(s: StudyResults, have: list[str], d: dict[str, Any]) -> list[str]:
+    """A recorded data block: the folder actually read and the split sizes."""
     bits = []
     if d.get("dataset") and not any(b.startswith("data set") for b in have):
         bits.append(f"data set {d['dataset']}")
@@ -262,9 +262,11 @@ def _recorded_data_bits(s: StudyResults, have: list[str]) -> list[str]:
         bits.append(f"folder {d['folder']}")
     if s.trainable == "segmentation":
         bits.append("binary masks")  # not "1 classes": the class list names the positive class
+    elif any("class" in b for b in have):
+        pass  # the trials' configuration named the classes already ("all 10 classes")
     elif d.get("targets"):
         bits.append(str(d["targets"]))
-    elif d.get("class_names") and not any("class" in b for b in have):
+    elif d.get("class_names"):
         bits.append(f"{len(d['class_names'])} classes")
     split = [f"{d[k]} {k}" for k in ("train", "val", "test") if k in d]
     if split:

@@ -86,6 +86,15 @@ class StudyResults:
     def data(self) -> dict[str, Any]:
         return self.record.data
 
+    def data_of(self, dataset: str | None, stage: str | None = None) -> dict[str, Any]:
+        """The data block that describes `stage`'s data (its own, recorded since wave 3), else
+        the latest block of `dataset` (a stage's or the study's); {} when none is recorded."""
+        own = next((s.data for s in self.stages if s.name == stage and s.data), None)
+        if own is not None:
+            return own
+        blocks = [s.data for s in reversed(self.stages) if s.data] + [self.data]
+        return next((b for b in blocks if dataset is not None and b.get("dataset") == dataset), {})
+
     @property
     def constraints(self) -> dict[str, Any]:
         return self.record.constraints

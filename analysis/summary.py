@@ -195,14 +195,14 @@ def classes_text(config: dict[str, Any], study: StudyResults) -> str | None:
         return f"{len(classes)} chosen classes"
     if isinstance(classes, dict) and isinstance(classes.get("n"), int):
         return f"{classes['n']} classes (seed {classes.get('seed')})"
-    n = len(study.data.get("class_names") or []) if _same_data(config, study) else 0
+    n = len(_data_of(config, study).get("class_names") or [])
     return f"all {n} classes" if n else "all classes"
 
 
-def _same_data(config: dict[str, Any], study: StudyResults) -> bool:
-    """Whether study.json's "data" (the last stage's data) describes this config's data set."""
-    ds = study.data.get("dataset")
-    return ds is not None and config.get("dataset", ds) == ds
+def _data_of(config: dict[str, Any], study: StudyResults) -> dict[str, Any]:
+    """study.json's data block for this config's data set ({} when none was recorded); a
+    config without "dataset" uses the study's."""
+    return study.data_of(config.get("dataset", study.data.get("dataset")))
 
 
 def budget_parts(
@@ -214,8 +214,8 @@ def budget_parts(
     if isinstance(ep, int):
         parts.append(f"{ep} ep")
     size = config.get("image_size")
-    if size is None and _same_data(config, study):
-        size = study.data.get("image_size")
+    if size is None:
+        size = _data_of(config, study).get("image_size")
     if isinstance(size, int):
         parts.append(f"{size}px")
     cls = classes_text(config, study)
@@ -231,8 +231,8 @@ def data_share_text(config: dict[str, Any], study: StudyResults) -> str:
     if not isinstance(mb, int) or isinstance(mb, bool):
         return "full train set"
     text = f"{mb} batch{'es' if mb != 1 else ''}/ep"
-    bs, train = config.get("batch_size"), study.data.get("train")
-    if isinstance(bs, int) and isinstance(train, int) and train > 0 and _same_data(config, study):
+    bs, train = config.get("batch_size"), _data_of(config, study).get("train")
+    if isinstance(bs, int) and isinstance(train, int) and train > 0:
         share = min(1.0, mb * bs / train)
         text += f" ({share:.1%} of train)"
     return text

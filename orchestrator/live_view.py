@@ -25,7 +25,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -127,6 +127,15 @@ def close_board(stage: str) -> None:
     client = _ACTIVE_BOARDS.pop(stage, None)
     if client is not None:
         client.close()
+
+
+@contextlib.contextmanager
+def stage_board(stage: str) -> Iterator[BoardClient | None]:
+    """A fresh board for one run of the stage (a resumed stage too), closed when it ends."""
+    try:
+        yield create_board(stage)
+    finally:
+        close_board(stage)
 
 
 # --- pure progress arithmetic (tested on recorded snapshots) ------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.history import restore_lost_rows
 from orchestrator.study import StudyError
 from trainables.contract import (
+    REPORTED_AGAIN,
     TRIAL_RANKED,
     BestRecord,
     RecordError,
@@ -163,12 +164,22 @@ def trial_record(
 
 def attempts_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per start of the trial (first run, ASHA resume, retry after a failure):
-    the node it ran on and the first epoch it trained."""
-    return [
-        {"node": row.get("node") or row.get("node_ip"), "from_epoch": int(row.get("epoch", 0))}
-        for row in rows
-        if int(row.get("iterations_since_restore", 1)) == 1
-    ]
+    the node it ran on and the first epoch it trained.
+
+    A start's first row is usually its first epoch. When the start before had checkpointed an
+    epoch that Ray never logged, the new start first reports that epoch again: the row was
+    trained on the earlier node, and the start trains from the next epoch on its own node
+    (seen after a node loss, tests/test_multinode.py)."""
+    attempts = []
+    for row in rows:
+        if int(row.get("iterations_since_restore", 1)) != 1:
+            continue
+        epoch = int(row.get("epoch", 0))
+        if row.get(REPORTED_AGAIN):
+            attempts.append({"node": row[REPORTED_AGAIN], "from_epoch": epoch + 1})
+        else:
+            attempts.append({"node": row.get("node") or row.get("node_ip"), "from_epoch": epoch})
+    return attempts
 
 
 def best_checkpoint(result: Any, location: Location, metric: str, mode: str) -> str | None:

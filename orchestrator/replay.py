@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables import run_dir as layout
-from trainables.contract import StudyRecord, TrialRecord
+from trainables.contract import DEFAULT_EPOCHS, StudyRecord, TrialRecord
 
 # Per-epoch metrics compared against the recording; timings differ by nature and are not.
 COMPARED = (
@@ -204,7 +204,7 @@ def plan_epochs(
     stopping early is done by the session, not by a smaller `epochs`. Only a replay beyond the
     trial's end raises it.
     """
-    planned = int(config.get("epochs", 10))
+    planned = int(config.get("epochs", DEFAULT_EPOCHS))
     if requested is not None:
         count = requested
     elif start_epoch == 1:

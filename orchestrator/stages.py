@@ -80,7 +80,7 @@ def run_stage(ctx: RunContext, stage: Stage) -> None:
         return
     base = resolve_references(base, ctx.storage)
     bundle = ctx.data.get(base)
-    ctx.journal.record.data = data_summary(bundle)
+    srec.data = ctx.journal.record.data = data_summary(bundle)
     full_plan = plan_stage(ctx.study, stage, base, bundle_info(bundle))
     plan, reused = reuse_earlier_trials(ctx.journal.record, full_plan, bundle_info(bundle))
     for t in reused:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from trainables.contract import StudyRecord, TrialRecord, run_timeline, trial_bar
+from trainables.contract import REPORTED_AGAIN, StudyRecord, TrialRecord, run_timeline, trial_bar
 
 TIMELINE_LOG = "timeline.jsonl"
 TENSORBOARD_DIR = "timeline"
@@ -48,7 +48,8 @@ class TimelineRecorder(Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         span = self.open.get(trial.trial_id)
-        if span is None or result.get("infeasible"):
+        if span is None or result.get("infeasible") or result.get(REPORTED_AGAIN):
+            # An epoch reported again was trained (and timed) by the start before.
             return
         if "setup_s" in result and "setup_s" not in span:  # the attempt's first epoch
             for key in ("started_at", "actor_start_s", "setup_s", "node"):

@@ -12,7 +12,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from orchestrator.interrupts import SignalWatch
-from orchestrator.live_view import BoardClient, StageProgress, close_board, create_board
+from orchestrator.live_view import StageProgress, stage_board
 from orchestrator.plan import StagePlan
 from orchestrator.searcher import PlannedSearcher
 from orchestrator.study import Study
@@ -162,46 +162,82 @@ def run_tuner(
     mode: str,
 ) -> tune.ResultGrid:
     """Fit (or resume) the stage's Tuner and return Ray's results."""
-    # A fresh board per run of the stage (a resumed stage too): trials find it by name.
-    board = create_board(plan.stage.name)
-    try:
-        return fit_stage(study, plan, bundle, location, run_dir, resources, metric, mode, board)
-    finally:
-        close_board(plan.stage.name)
-
-
-def fit_stage(
-    study: Study,
-    plan: StagePlan,
-    bundle: DataBundle,
-    location: Location,
-    run_dir: Path,
-    resources: Resources,
-    metric: str,
-    mode: str,
-    board: BoardClient | None,
-) -> tune.ResultGrid:
-    setup = TrialSetup(
-        task=study.trainable,
-        metric=metric,
-        mode=mode,
-        constraints=study.constraints,
-        progress_board=board.name if board is not None else None,
-    )
-    trainable = make_trainable(bundle, setup, resources)
-    # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
-    param_space = {**plan.base, **plan.sampled} if plan.stage.search == "optuna" else {}
-    stage_dir = location.join(plan.stage.name).ray_path  # Ray's experiment (local or a bucket)
     log_dir = run_dir / plan.stage.name  # ASHA's decision log: the driver's local run dir
     log_dir.mkdir(parents=True, exist_ok=True)
-    progress = StageProgress(plan, metric, mode, board=board)
-    timeline = TimelineRecorder(str(log_dir / TIMELINE_LOG))
-    run_config = tune.RunConfig(
+    # Trials find the board by the stage's name (a restored Tuner's StageProgress too).
+    with stage_board(plan.stage.name) as board:
+        setup = TrialSetup(
+            task=study.trainable,
+            metric=metric,
+            mode=mode,
+            constraints=study.constraints,
+            progress_board=board.name if board is not None else None,
+        )
+        trainable = make_trainable(bundle, setup, resources)
+        # Planned searches hand Ray whole configs (see make_search); Optuna samples param_space.
+        param_space = {**plan.base, **plan.sampled} if plan.stage.search == "optuna" else {}
+        stage_dir = location.join(plan.stage.name).ray_path  # Ray's experiment (local or bucket)
+        progress = StageProgress(plan, metric, mode, board=board)
+        run_config = make_run_config(plan, location, log_dir, progress, metric, mode)
+        if tune.Tuner.can_restore(stage_dir):
+            tuner = tune.Tuner.restore(
+                stage_dir,
+                trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                param_space=param_space,
+            )
+            # The restored Tuner carries the callbacks pickled when the stage began; StageProgress
+            # resets its live view when unpickled and finds this run's board by the stage's name.
+            print(
+                f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True
+            )
+        else:
+            searcher, num_samples = make_search(plan, metric, mode, resources.seed)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    metric=metric,
+                    mode=mode,
+                    search_alg=searcher,
+                    scheduler=make_scheduler(study, plan, metric, log_dir),
+                    num_samples=num_samples,
+                    max_concurrent_trials=trial_slots(resources, num_samples),
+                    # A finished trial's process (torch imported, CUDA context and cuDNN plans
+                    # warm) takes the next trial of the stage instead of a new actor starting.
+                    # Only on one node: on a cluster a reused process would pin later trials to
+                    # the node that ran the first ones (tests/test_multinode.py).
+                    reuse_actors=single_node(),
+                    trial_dirname_creator=trial_dirname,
+                ),
+                run_config=run_config,
+            )
+        return tuner.fit()
+
+
+def make_run_config(
+    plan: StagePlan,
+    location: Location,
+    log_dir: Path,
+    progress: StageProgress,
+    metric: str,
+    mode: str,
+) -> tune.RunConfig:
+    """Where the stage's experiment lives, what the driver logs, and how failures and
+    checkpoints are handled."""
+    return tune.RunConfig(
         name=plan.stage.name,
         storage_path=location.ray_path,
         verbose=0,
         # Ray's TBX logger is off (see orchestrator.ray_setup); keep JSON + CSV for the report.
-        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), progress, timeline, SignalWatch()],
+        callbacks=[
+            JsonLoggerCallback(),
+            CSVLoggerCallback(),
+            progress,
+            TimelineRecorder(str(log_dir / TIMELINE_LOG)),
+            SignalWatch(),
+        ],
         failure_config=tune.FailureConfig(max_failures=1),
         # Trials write TensorBoard events into their working directory; this syncs them to the
         # run's storage from whichever node ran the trial (each checkpoint and at the end).
@@ -210,36 +246,3 @@ def fit_stage(
             num_to_keep=2, checkpoint_score_attribute=metric, checkpoint_score_order=mode
         ),
     )
-    if tune.Tuner.can_restore(stage_dir):
-        tuner = tune.Tuner.restore(
-            stage_dir,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            param_space=param_space,
-        )
-        # The restored Tuner carries the callbacks pickled when the stage began; StageProgress
-        # resets its live view when unpickled and finds this run's board by the stage's name.
-        print(f"[{plan.stage.name}] resuming the interrupted stage from {stage_dir}", flush=True)
-    else:
-        searcher, num_samples = make_search(plan, metric, mode, resources.seed)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(
-                metric=metric,
-                mode=mode,
-                search_alg=searcher,
-                scheduler=make_scheduler(study, plan, metric, log_dir),
-                num_samples=num_samples,
-                max_concurrent_trials=trial_slots(resources, num_samples),
-                # A finished trial's process (torch imported, CUDA context and cuDNN plans
-                # warm) takes the next trial of the stage instead of a new actor starting.
-                # Only on one node: on a cluster a reused process would pin later trials to
-                # the node that ran the first ones (tests/test_multinode.py).
-                reuse_actors=single_node(),
-                trial_dirname_creator=trial_dirname,
-            ),
-            run_config=run_config,
-        )
-    return tuner.fit()

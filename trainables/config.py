@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trainables.contract import DEFAULT_EPOCHS
 from trainables.data import DATA_DEFAULTS, AugmentConfig
 from trainables.models import family_fields, list_families
 from trainables.optim import PRESETS
 from trainables.precision import PRECISION_CHOICES
 
 TRAINER_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
+    "epochs": DEFAULT_EPOCHS,
     # The fraction of `epochs` this trial trains (its LR schedule spans the shortened run): a
     # study searches the run length with it and keeps `epochs` as the budget ASHA's last rung
     # and --smoke see (trainables.contract.planned_epochs).

@@ -54,6 +54,10 @@ EPOCH_METRICS = {
 }
 # Reported only by models with a frozen/unfrozen encoder.
 EPOCH_ENCODER = ("encoder_frozen", "encoder_update_norm")
+# Set on an epoch that a trial reports again when it starts (the last start trained and
+# checkpointed it, but Ray never logged it): the value is the node of the new start. The row's
+# other fields, "node" included, describe the start that trained it.
+REPORTED_AGAIN = "reported_again_on"
 # Metrics a study may rank trials by (Study.metric), and the default (metric, mode) per task.
 # TensorBoard's HParams tab shows the same metrics (trainables/tb_logger.py).
 SELECTABLE_METRICS = {
@@ -142,7 +146,12 @@ def best_of(items: list[Any], value_of: Any, mode: str) -> Any:
     return best
 
 
-def planned_epochs(config: dict[str, Any], default: int = 10) -> int:
+# The epochs of a trial whose config sets none: trainables/config.py's default, here so that the
+# report (which must not import torch) reads the same value.
+DEFAULT_EPOCHS = 10
+
+
+def planned_epochs(config: dict[str, Any], default: int = DEFAULT_EPOCHS) -> int:
     """The epochs a trial of `config` trains when nothing stops it: `epochs` x `epoch_fraction`
     (a searched fraction of the stage's epoch budget, so `--smoke`'s epochs=1 still shortens a
     study that searches the run length), at least 1. Read by the loop and by the report."""
@@ -325,6 +334,9 @@ class StageRecord:
     # The stage's plan as it ran (base config, search space, scheduling): a stage edited in the
     # study file after it ran is refused on resume, naming the change, instead of silently kept.
     plan: dict[str, Any] | None = None
+    # What the data layer read for this stage (data_summary): stages of one study may use
+    # different data sets (C.1: MNIST, then CIFAR-10), and the study's own block is the last's.
+    data: dict[str, Any] = field(default_factory=dict)
     # {"spans": [[start, end], ...] one per run of the stage (data, Ray, trials, evaluation),
     # "slots": trials Tune ran at once, "evaluation_s": test-set evaluation seconds}.
     timeline: dict[str, Any] = rendered(factory=dict, when="trained")

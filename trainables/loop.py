@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from trainables import ray_io
 from trainables.config import bundle_info
-from trainables.contract import is_better, worst_value
+from trainables.contract import REPORTED_AGAIN, is_better, worst_value
 from trainables.data import AugmentConfig, DataBundle, TensorLoader
 from trainables.ema import eval_weights, make_ema
 from trainables.mixing import make_mixer
@@ -260,7 +260,7 @@ def resume_from_checkpoint(state: TrialState) -> None:
         # The run stopped after this epoch was checkpointed but before Ray logged it: report
         # it (with its checkpoint) so every epoch is recorded once and trained once.
         again = {k: v for k, v in saved.items() if k != "unrecorded"}
-        ray_io.report(dict(saved["metrics"]), again)
+        ray_io.report({**saved["metrics"], REPORTED_AGAIN: ray_io.node_id()}, again)
     state.best_epoch = saved.get("best_epoch", saved["epoch"])
     state.gradients.history = dict(saved.get("grad_history") or {})
     state.history = list(saved.get("history") or [])
