@@ -31,6 +31,7 @@ from analysis.tables import fmt_config, shown_keys, varying_keys
 # A margin below half a point (of accuracy or IoU) is a tie: one test image in 200 or so.
 TIE_POINTS = 0.5
 EARLY_STOPS = ("asha_stopped", "stopped")
+FEW_STEPS = 10  # optimizer steps after which a U-Net's constant mask says nothing about its loss
 ALL_ROCK_TOL = 1e-4  # |val IoU - val pixel accuracy| below this: (nearly) every pixel is rock
 
 
@@ -222,20 +223,42 @@ def all_rock_sentence(stage: StageResults, study: StudyResults) -> list[str]:
     model; within the tolerance, all but a handful of pixels."""
     if study.trainable != "segmentation":
         return []
-    flat = []
+    flat: list[tuple[str, Trial]] = []
     for t in stage.trials:
         st = trial_stats(t, study)
         acc = st.extras.get("val_pixel_acc")
         if st.val_best is not None and acc is not None and abs(st.val_best - acc) < ALL_ROCK_TOL:
-            flat.append(f"{t.name} ({st.val_best:.3f})")
+            flat.append((f"{t.name} ({st.val_best:.3f})", t))
     if not flat:
         return []
     return [
         "Degenerate output: val IoU equals val pixel accuracy for "
-        + ", ".join(flat)
+        + ", ".join(name for name, _ in flat)
         + f" (to {ALL_ROCK_TOL}), which happens when every pixel is predicted rock: these "
         "models have not learned to segment, and their IoU is the share of rock pixels."
+        + _too_few_steps([t for _, t in flat])
     ]
+
+
+def _too_few_steps(trials: list[Trial]) -> str:
+    """Why plain U-Nets that trained a handful of steps predict one constant mask, if they did."""
+    steps = []
+    for t in trials:
+        batches = t.config.get("max_batches")
+        if t.config.get("model") != "unet" or not isinstance(batches, int):
+            return ""
+        steps.append(batches * t.epochs_run)
+    if not steps or max(steps) > FEW_STEPS:
+        return ""
+    counts = "/".join(str(n) for n in sorted(set(steps)))
+    return (
+        f" They trained {counts} optimizer step{'s' if steps != [1] else ''} each: an untrained "
+        "U-Net's logit map is nearly constant over the pixels, and so few steps leave every pixel "
+        "on the side of 0 its initialization chose, whatever the loss "
+        "(benchmarks/unet_init_logits.py, 6 seeds: after 2 steps five predict one constant mask "
+        "and the sixth 98% rock; after 30 none is constant). The seed, not the loss, decides "
+        "this result: train longer to compare losses."
+    )
 
 
 def _cut_sentence(stage: StageResults, study: StudyResults) -> list[str]:

@@ -68,3 +68,37 @@ def test_normalization_names_its_source() -> None:
     enc = normalize_text({**facts, "mean": [0.491, 0.452, 0.381]}, encoder=True)
     assert "pretrained encoder's training mean" in enc and "not this data set's own" in enc
     assert re.search(r"train split", enc) is None
+
+
+def _collapsed_unet_stage(max_batches: int, epochs_run: int, model: str = "unet"):
+    from analysis.rundir import StageResults, StudyResults, Trial
+    from trainables.contract import StudyRecord
+
+    trials = [
+        Trial(
+            trial_id=f"t{i}",
+            label=f"B.2.2-{name}",
+            config={"model": model, "loss": loss, "max_batches": max_batches},
+            status="completed",
+            epochs_run=epochs_run,
+            best_epoch=epochs_run,
+            stage="loss",
+            curve=[{"epoch": epochs_run, "val_iou": 0.074, "val_pixel_acc": 0.074}],
+        )
+        for i, (name, loss) in enumerate([("A", "bce"), ("B", "dice")])
+    ]
+    stage = StageResults(name="loss", status="finished", trials=trials)
+    record = StudyRecord(study="unet_rocks", trainable="segmentation", metric="val_iou")
+    return stage, StudyResults(root=Path("."), record=record, stages=[stage])
+
+
+def test_a_unet_collapsed_after_a_few_steps_is_explained_by_its_budget() -> None:
+    from analysis.conclusions import all_rock_sentence
+
+    (text,) = all_rock_sentence(*_collapsed_unet_stage(max_batches=2, epochs_run=1))
+    assert "B.2.2-A (0.074), B.2.2-B (0.074)" in text
+    assert "They trained 2 optimizer steps each" in text and "The seed, not the loss" in text
+    # A longer training, or another model family, gets the collapse without that explanation.
+    for stage in (_collapsed_unet_stage(50, 1), _collapsed_unet_stage(2, 1, model="smp_unet")):
+        (text,) = all_rock_sentence(*stage)
+        assert "every pixel is predicted rock" in text and "optimizer step" not in text
