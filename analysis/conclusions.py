@@ -236,11 +236,11 @@ def all_rock_sentence(stage: StageResults, study: StudyResults) -> list[str]:
         + ", ".join(name for name, _ in flat)
         + f" (to {ALL_ROCK_TOL}), which happens when every pixel is predicted rock: these "
         "models have not learned to segment, and their IoU is the share of rock pixels."
-        + _too_few_steps([t for _, t in flat])
+        + _too_few_steps([t for _, t in flat], stage.compare)
     ]
 
 
-def _too_few_steps(trials: list[Trial]) -> str:
+def _too_few_steps(trials: list[Trial], compared: list[str]) -> str:
     """Why plain U-Nets that trained a handful of steps predict one constant mask, if they did."""
     steps = []
     for t in trials:
@@ -251,13 +251,14 @@ def _too_few_steps(trials: list[Trial]) -> str:
     if not steps or max(steps) > FEW_STEPS:
         return ""
     counts = "/".join(str(n) for n in sorted(set(steps)))
+    what = ("value of " + " and ".join(compared)) if compared else "configuration"
     return (
         f" They trained {counts} optimizer step{'s' if steps != [1] else ''} each: an untrained "
         "U-Net's logit map is nearly constant over the pixels, and so few steps leave every pixel "
-        "on the side of 0 its initialization chose, whatever the loss "
+        f"on the side of 0 its initialization chose, whatever the {what} "
         "(benchmarks/unet_init_logits.py, 6 seeds: after 2 steps five predict one constant mask "
-        "and the sixth 98% rock; after 30 none is constant). The seed, not the loss, decides "
-        "this result: train longer to compare losses."
+        f"and the sixth 98% rock; after 30 none is constant). The seed, not the {what}, decides "
+        "this result: train longer to compare."
     )
 
 
