@@ -18,6 +18,9 @@ from orchestrator.study import StudyError
 from trainables.run_dir import LOCK_FILE, process_alive
 from trainables.storage import Location
 
+# An empty lock file older than this was torn by a kill (its owner writes it within ms).
+TORN_AFTER_S = 5.0
+
 
 class RunLock:
     """`with RunLock(run_dir, location):` holds the run directory for this process.
@@ -33,14 +36,23 @@ class RunLock:
         self.held = False
 
     def __enter__(self) -> RunLock:
-        for _ in range(3):  # a retry follows removing a stale lock, or the folder moving away
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        tries = 0
+        while tries < 3:  # a retry follows removing a stale lock, or the folder moving away
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # the folder it found was renamed (another --fresh) before
+                tries += 1  # mkdir(exist_ok=True) could check it: try again
+                continue
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                self._refuse_or_clear()
+                if self._refuse_or_clear():
+                    tries += 1
+                else:  # its owner is writing it this moment: read it again
+                    time.sleep(0.05)
                 continue
             except FileNotFoundError:  # another --fresh moved the folder just now
+                tries += 1
                 continue
             owner = {
                 "pid": os.getpid(),
@@ -67,7 +79,9 @@ class RunLock:
                 raise
         self.remote.write_bytes(json.dumps(owner).encode())
 
-    def _refuse_or_clear(self, text: str | None = None, clear: Any = None) -> None:
+    def _refuse_or_clear(self, text: str | None = None, clear: Any = None) -> bool:
+        """Clear a stale lock (True: try to take it again); False while a young lock file is
+        still being written; else refuse, naming the run that holds it."""
         clear = clear or (lambda: self.path.unlink(missing_ok=True))
         try:
             owner = json.loads(self.path.read_text() if text is None else text)
@@ -76,15 +90,26 @@ class RunLock:
             owner, pid, host = {}, -1, ""
         if host == socket.gethostname() and not process_alive(pid):
             clear()  # stale: its process is gone
-            return
-        if not owner:  # torn by a kill between create and write: stale too
+            return True
+        if not owner:
+            # The owner creates the file, then writes it: an empty one is either being written
+            # now (two --fresh at once; clearing it let both take the lock, seen in the suite)
+            # or torn by a kill between the two steps, and then stale once it is old.
+            if text is None and self._age() < TORN_AFTER_S:
+                return False
             clear()
-            return
+            return True
         raise StudyError(
             f"another run (pid {pid} on {host}, since {owner.get('since')}) is using "
             f"{self.path.parent}; wait for it to finish, or use another --name. If that run is "
             f"gone (its machine died), delete {self.path}"
         )
+
+    def _age(self) -> float:
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:  # gone already: nothing to wait for
+            return TORN_AFTER_S
 
     def moved_to(self, path: Path) -> None:
         """The folder was renamed with the lock in it (--fresh): release it at its new place."""

@@ -109,3 +109,35 @@ def test_two_fresh_at_once_move_the_folder_once(tmp_path: Path) -> None:
         assert (with_data[0] / "study.json").read_text() == '{"old": true}'
         assert not any((m / LOCK_FILE).exists() for m in moved)
         assert not (run_dir / LOCK_FILE).exists()
+
+
+def test_a_lock_file_being_written_is_waited_for_not_cleared(tmp_path: Path) -> None:
+    """The owner creates the lock file, then writes its pid: a second run that reads it in
+    between must not take it for torn (both --fresh then held the lock; seen in the suite)."""
+    import threading
+
+    from orchestrator.lock import RunLock
+
+    run_dir = old_run(tmp_path)
+    (run_dir / LOCK_FILE).write_text("")  # created, not yet written
+    owner = {"pid": os.getppid(), "host": socket.gethostname(), "since": "2026-12-05 13:00:00"}
+    writer = threading.Timer(0.3, lambda: (run_dir / LOCK_FILE).write_text(json.dumps(owner)))
+    writer.start()
+    refused = pytest.raises(StudyError, match=f"pid {os.getppid()} on {socket.gethostname()}")
+    with refused, RunLock(run_dir):
+        pass
+    writer.join()
+    assert json.loads((run_dir / LOCK_FILE).read_text()) == owner  # the owner's, untouched
+
+
+def test_a_torn_lock_file_is_taken_over_once_it_is_old(tmp_path: Path) -> None:
+    from orchestrator.lock import TORN_AFTER_S, RunLock
+
+    run_dir = old_run(tmp_path)
+    lock = run_dir / LOCK_FILE
+    lock.write_text("")  # its owner was killed between creating and writing it
+    past = lock.stat().st_mtime - TORN_AFTER_S - 1
+    os.utime(lock, (past, past))
+    with RunLock(run_dir):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()
